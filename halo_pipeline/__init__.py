@@ -1,0 +1,1 @@
+"""halo_pipeline: a Dagster project that keeps Halo Infinite match records in a Parquet + DuckDB warehouse."""

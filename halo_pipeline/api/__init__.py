@@ -1,0 +1,1 @@
+"""Access to the Halo Waypoint API (live or emulated) through spnkr."""

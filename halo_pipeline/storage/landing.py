@@ -1,0 +1,81 @@
+"""Raw landing: the API's response bodies kept byte-for-byte (gzip-compressed), keyed by match id.
+
+Every derived table is a pure function of raw landing + reference data, which is what makes a backfill
+cost zero API calls. A match played by several registered players is landed once.
+
+Layout under ``<data_dir>/raw``::
+
+    stats/<id[:2]>/<match_id>.json.gz     GET halostats /hi/matches/{id}/stats
+    skill/<id[:2]>/<match_id>.json.gz     GET skill /hi/matches/{id}/skill?players=…
+    film/<id[:2]>/<match_id>.v<NN>.gz     the highlight-events film chunk (already zlib data), film version NN
+    profile/<xuid[:2]>/<xuid>.json.gz     one user object of profile ``/users?xuids=…`` or ``/users/gt(…)``
+    <kind>/…/<key>.absent                 the API answered 404 for it: not asked again (5xx are never marked)
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+from halo_pipeline.storage.files import write_bytes_atomic
+
+STATS = "stats"
+PROFILE = "profile"
+SKILL = "skill"
+FILM = "film"
+
+
+@dataclass(frozen=True)
+class RawLanding:
+    """Reads and writes of raw API bodies under ``root``."""
+
+    root: Path
+
+    def _path(self, kind: str, match_id: str, suffix: str = ".json.gz") -> Path:
+        return self.root / kind / match_id[:2] / f"{match_id}{suffix}"
+
+    def has(self, kind: str, match_id: str) -> bool:
+        """Whether a ``kind`` body (``stats`` or ``skill``) of ``match_id`` is landed."""
+        return self._path(kind, match_id).exists()
+
+    def put(self, kind: str, match_id: str, body: bytes) -> Path:
+        """Land a JSON body exactly as the API sent it (gzip level 6, atomic)."""
+        return write_bytes_atomic(self._path(kind, match_id), gzip.compress(body, compresslevel=6, mtime=0))
+
+    def get(self, kind: str, match_id: str) -> bytes | None:
+        """The landed body, byte-for-byte as the API sent it, or ``None`` when not landed."""
+        path = self._path(kind, match_id)
+        try:
+            return gzip.decompress(path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def put_film(self, match_id: str, version: int, chunk: bytes) -> Path:
+        """Land the highlight-events chunk (kept as downloaded) of film major version ``version``."""
+        return write_bytes_atomic(self._path(FILM, match_id, f".v{version}.gz"), chunk)
+
+    def mark_absent(self, kind: str, match_id: str, status: int) -> Path:
+        """Record that the API answered ``status`` (e.g. 404: no skill for a custom game, no film) for a
+        ``kind`` body of ``match_id``, so later syncs do not ask again. A 5xx is never marked: it is retried."""
+        return write_bytes_atomic(self._path(kind, match_id, ".absent"), str(status).encode())
+
+    def absent_status(self, kind: str, match_id: str) -> int | None:
+        """The status recorded by :meth:`mark_absent`, or ``None``."""
+        try:
+            return int(self._path(kind, match_id, ".absent").read_text())
+        except FileNotFoundError:
+            return None
+
+    def has_film(self, match_id: str) -> bool:
+        """Whether a highlight-events chunk of ``match_id`` is landed."""
+        folder = self.root / FILM / match_id[:2]
+        return folder.exists() and any(folder.glob(f"{match_id}.v*.gz"))
+
+    def get_film(self, match_id: str) -> tuple[bytes, int] | None:
+        """``(chunk, film_major_version)`` of a landed highlight-events chunk, or ``None``."""
+        folder = self.root / FILM / match_id[:2]
+        for path in folder.glob(f"{match_id}.v*.gz") if folder.exists() else ():
+            version = int(path.name.rsplit(".v", 1)[1].split(".")[0])
+            return path.read_bytes(), version
+        return None

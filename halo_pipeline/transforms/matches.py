@@ -1,0 +1,484 @@
+"""Match-stats and match-history bodies (the API's raw PascalCase JSON) → typed polars DataFrames.
+
+Pure functions: no Dagster, no I/O, no environment. They read the parsed JSON dicts directly, never spnkr's
+models, so a body that spnkr refuses (an unknown medal NameId, a new GameVariantCategory…) still derives.
+Enum-like integers are kept as the API's numbers (Outcome: 1 tie, 2 win, 3 loss, 4 left/did not finish,
+5 did not start; LifecycleMode: 1 custom, 3 matchmade, 7 LAN custom; PlayerType: 1 human, 2 bot).
+
+Conventions shared by every frame here:
+
+* A player's figures are their match TOTALS over all their ``PlayerTeamStats`` entries (a player who changed
+  teams has one entry per team); ``max_killing_spree`` is the maximum over entries.
+* ``accuracy`` = ``shots_hit / shots_fired * 100`` from those totals, **null when no shot was fired** (the API
+  shows 0.0 there; null keeps a mean over matches from being dragged down by matches without shooting — and
+  aggregate accuracy should be ``sum(shots_hit) / sum(shots_fired)`` anyway). The API's ``CoreStats.Accuracy``
+  is the same figure truncated toward zero to 2 decimals (61.0859… → 61.08); we keep full precision.
+* ``kda`` = ``kills + assists / 3 − deaths`` (Halo's own; ``CoreStats.KDA`` is this value truncated toward
+  zero to 2 decimals: 18 + 5/3 − 8 = 11.666… is written 11.66; we keep full precision);
+  ``kd_ratio`` = ``kills / max(deaths, 1)``.
+* Durations are Float32 seconds; timestamps are ``Datetime("us", "UTC")``.
+* xuid is Int64, null for bots (``player_id`` ``"bid(…)"``).
+* A match id seen twice in one call is derived once (first body wins), so a batch with a re-landed body does
+  not double-count.
+* A value that does not fit its declared dtype (e.g. an Outcome of 300) becomes null rather than failing the
+  batch; see :func:`halo_pipeline.transforms._common.frame`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import polars as pl
+
+from halo_pipeline.transforms._common import (
+    UTC_US,
+    duration_seconds,
+    empty_columns,
+    frame,
+    parse_time,
+    rows_frame,
+    unwrap_player_id,
+)
+
+# --------------------------------------------------------------------------------------------------- schemas
+
+#: CoreStats field → column, summed over a player's PlayerTeamStats entries. Int16 counts.
+_COUNT_FIELDS: dict[str, str] = {
+    "Kills": "kills",
+    "Deaths": "deaths",
+    "Assists": "assists",
+    "HeadshotKills": "headshot_kills",
+    "MeleeKills": "melee_kills",
+    "GrenadeKills": "grenade_kills",
+    "PowerWeaponKills": "power_weapon_kills",
+    "Suicides": "suicides",
+    "Betrayals": "betrayals",
+    "CalloutAssists": "callout_assists",
+}
+#: CoreStats field → column, summed. Int32 (shots, scores, damage can exceed Int16).
+_BIG_FIELDS: dict[str, str] = {
+    "ShotsFired": "shots_fired",
+    "ShotsHit": "shots_hit",
+    "Score": "score",
+    "PersonalScore": "personal_score",
+    "DamageDealt": "damage_dealt",
+    "DamageTaken": "damage_taken",
+}
+
+_MATCH_INFO_SCHEMA: dict[str, pl.DataType] = {
+    "match_id": pl.Utf8,
+    "start_time": UTC_US,
+    "end_time": UTC_US,
+    "duration_seconds": pl.Float32,
+    "playable_duration_seconds": pl.Float32,
+    "lifecycle_mode": pl.Int8,
+    "game_variant_category": pl.Int16,
+    "level_id": pl.Utf8,
+    "map_id": pl.Utf8,
+    "map_version_id": pl.Utf8,
+    "game_variant_id": pl.Utf8,
+    "game_variant_version_id": pl.Utf8,
+    "playlist_id": pl.Utf8,
+    "playlist_version_id": pl.Utf8,
+    "playlist_experience": pl.Int8,
+    "map_mode_pair_id": pl.Utf8,
+    "map_mode_pair_version_id": pl.Utf8,
+    "season_id": pl.Utf8,
+}
+
+MATCH_FACTS_SCHEMA: dict[str, pl.DataType] = {
+    "match_id": pl.Utf8,
+    "xuid": pl.Int64,
+    **{k: v for k, v in _MATCH_INFO_SCHEMA.items() if k != "match_id"},
+    "team_id": pl.Int8,
+    "outcome": pl.Int8,
+    "rank": pl.Int16,
+    "kills": pl.Int16,
+    "deaths": pl.Int16,
+    "assists": pl.Int16,
+    "kda": pl.Float32,
+    "kd_ratio": pl.Float32,
+    "accuracy": pl.Float32,
+    "shots_fired": pl.Int32,
+    "shots_hit": pl.Int32,
+    "score": pl.Int32,
+    "personal_score": pl.Int32,
+    "damage_dealt": pl.Int32,
+    "damage_taken": pl.Int32,
+    "headshot_kills": pl.Int16,
+    "melee_kills": pl.Int16,
+    "grenade_kills": pl.Int16,
+    "power_weapon_kills": pl.Int16,
+    "suicides": pl.Int16,
+    "betrayals": pl.Int16,
+    "max_killing_spree": pl.Int16,
+    "callout_assists": pl.Int16,
+    "medal_count": pl.Int16,
+    "time_played_seconds": pl.Float32,
+    "present_at_beginning": pl.Boolean,
+    "joined_in_progress": pl.Boolean,
+    "left_in_progress": pl.Boolean,
+    "present_at_completion": pl.Boolean,
+}
+
+MATCH_PARTICIPANTS_SCHEMA: dict[str, pl.DataType] = {
+    "match_id": pl.Utf8,
+    "player_id": pl.Utf8,
+    "xuid": pl.Int64,
+    "is_human": pl.Boolean,
+    "player_type": pl.Int8,
+    "bot_difficulty": pl.Int8,
+    "team_id": pl.Int8,
+    "team_count": pl.Int8,
+    "outcome": pl.Int8,
+    "rank": pl.Int16,
+    "kills": pl.Int16,
+    "deaths": pl.Int16,
+    "assists": pl.Int16,
+    "kda": pl.Float32,
+    "kd_ratio": pl.Float32,
+    "accuracy": pl.Float32,
+    "shots_fired": pl.Int32,
+    "shots_hit": pl.Int32,
+    "score": pl.Int32,
+    "personal_score": pl.Int32,
+    "damage_dealt": pl.Int32,
+    "damage_taken": pl.Int32,
+    "headshot_kills": pl.Int16,
+    "max_killing_spree": pl.Int16,
+    "medal_count": pl.Int16,
+    "time_played_seconds": pl.Float32,
+    "present_at_beginning": pl.Boolean,
+    "joined_in_progress": pl.Boolean,
+    "left_in_progress": pl.Boolean,
+    "present_at_completion": pl.Boolean,
+}
+
+MEDALS_SCHEMA: dict[str, pl.DataType] = {
+    "match_id": pl.Utf8,
+    "player_id": pl.Utf8,
+    "xuid": pl.Int64,
+    "name_id": pl.Int64,
+    "count": pl.Int16,
+    "total_personal_score": pl.Int32,
+}
+
+#: Same shape as :data:`MEDALS_SCHEMA` (from ``CoreStats.PersonalScores``).
+PERSONAL_SCORES_SCHEMA: dict[str, pl.DataType] = dict(MEDALS_SCHEMA)
+
+TEAM_STATS_SCHEMA: dict[str, pl.DataType] = {
+    "match_id": pl.Utf8,
+    "team_id": pl.Int8,
+    "outcome": pl.Int8,
+    "rank": pl.Int16,
+    "score": pl.Int32,
+    "kills": pl.Int16,
+    "deaths": pl.Int16,
+    "assists": pl.Int16,
+    "personal_score": pl.Int32,
+}
+
+HISTORY_SCHEMA: dict[str, pl.DataType] = {
+    "match_id": pl.Utf8,
+    "xuid": pl.Int64,
+    "start_time": UTC_US,
+    "end_time": UTC_US,
+    "duration_seconds": pl.Float32,
+    "lifecycle_mode": pl.Int8,
+    "game_variant_category": pl.Int16,
+    "playlist_id": pl.Utf8,
+    "map_id": pl.Utf8,
+    "map_mode_pair_id": pl.Utf8,
+    "game_variant_id": pl.Utf8,
+    "team_id": pl.Int8,
+    "outcome": pl.Int8,
+    "rank": pl.Int16,
+    "present_at_end": pl.Boolean,
+}
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _unique(bodies: Iterable[dict]) -> list[dict]:
+    """Bodies with a MatchId, first occurrence of each id only."""
+    seen: set[str] = set()
+    out = []
+    for body in bodies:
+        match_id = body.get("MatchId") if isinstance(body, dict) else None
+        if match_id is None or match_id in seen:
+            continue
+        seen.add(match_id)
+        out.append(body)
+    return out
+
+
+def _asset(info: dict, key: str) -> tuple[str | None, str | None]:
+    ref = info.get(key)
+    if not ref:
+        return None, None
+    return ref.get("AssetId"), ref.get("VersionId")
+
+
+def _match_info_values(match_id: str, info: dict) -> dict[str, Any]:
+    map_id, map_version = _asset(info, "MapVariant")
+    variant_id, variant_version = _asset(info, "UgcGameVariant")
+    playlist_id, playlist_version = _asset(info, "Playlist")
+    pair_id, pair_version = _asset(info, "PlaylistMapModePair")
+    return {
+        "match_id": match_id,
+        "start_time": parse_time(info.get("StartTime")),
+        "end_time": parse_time(info.get("EndTime")),
+        "duration_seconds": duration_seconds(info.get("Duration")),
+        "playable_duration_seconds": duration_seconds(info.get("PlayableDuration")),
+        "lifecycle_mode": info.get("LifecycleMode"),
+        "game_variant_category": info.get("GameVariantCategory"),
+        "level_id": info.get("LevelId"),
+        "map_id": map_id,
+        "map_version_id": map_version,
+        "game_variant_id": variant_id,
+        "game_variant_version_id": variant_version,
+        "playlist_id": playlist_id,
+        "playlist_version_id": playlist_version,
+        "playlist_experience": info.get("PlaylistExperience"),
+        "map_mode_pair_id": pair_id,
+        "map_mode_pair_version_id": pair_version,
+        "season_id": info.get("SeasonId"),
+    }
+
+
+def _core_entries(player: dict) -> list[dict]:
+    out = []
+    for entry in player.get("PlayerTeamStats") or ():
+        core = ((entry or {}).get("Stats") or {}).get("CoreStats")
+        if core:
+            out.append(core)
+    return out
+
+
+_SUM_FIELDS: tuple[tuple[str, str], ...] = tuple(_COUNT_FIELDS.items()) + tuple(_BIG_FIELDS.items())
+
+
+def _player_totals(player: dict) -> dict[str, Any]:
+    """A player's match totals over all their PlayerTeamStats entries, plus derived ratios."""
+    cores = _core_entries(player)
+    if len(cores) == 1:  # the common case: read the values, no summing
+        core = cores[0]
+        totals: dict[str, Any] = {column: core.get(field) or 0 for field, column in _SUM_FIELDS}
+        totals["max_killing_spree"] = core.get("MaxKillingSpree") or 0
+        totals["medal_count"] = sum(m.get("Count") or 0 for m in core.get("Medals") or ())
+    else:
+        totals = {column: 0 for _, column in _SUM_FIELDS}
+        spree = medal_count = 0
+        for core in cores:
+            for field, column in _SUM_FIELDS:
+                totals[column] += core.get(field) or 0
+            spree = max(spree, core.get("MaxKillingSpree") or 0)
+            medal_count += sum(m.get("Count") or 0 for m in core.get("Medals") or ())
+        totals["max_killing_spree"] = spree
+        totals["medal_count"] = medal_count
+    kills, deaths, assists = totals["kills"], totals["deaths"], totals["assists"]
+    totals["kda"] = kills + assists / 3 - deaths
+    totals["kd_ratio"] = kills / max(deaths, 1)
+    fired = totals["shots_fired"]
+    totals["accuracy"] = totals["shots_hit"] / fired * 100 if fired else None
+    return totals
+
+
+def _participation(player: dict) -> dict[str, Any]:
+    info = player.get("ParticipationInfo") or {}
+    return {
+        "time_played_seconds": duration_seconds(info.get("TimePlayed")),
+        "present_at_beginning": info.get("PresentAtBeginning"),
+        "joined_in_progress": info.get("JoinedInProgress"),
+        "left_in_progress": info.get("LeftInProgress"),
+        "present_at_completion": info.get("PresentAtCompletion"),
+    }
+
+
+def _time_order(row: dict[str, Any]) -> tuple:
+    start = row["start_time"]
+    return (start is None, start.timestamp() if start is not None else 0.0, row["match_id"])
+
+
+# --------------------------------------------------------------------------------------------------- frames
+
+
+def match_facts(bodies: Sequence[dict], owner_xuid: int) -> pl.DataFrame:
+    """One row per match the owner played, from match-stats bodies (``GET /hi/matches/{id}/stats``).
+
+    Matches where ``xuid({owner_xuid})`` is not among ``Players`` are skipped. Rows are sorted by
+    ``(start_time, match_id)``.
+
+    Columns (:data:`MATCH_FACTS_SCHEMA`):
+        match_id Utf8; xuid Int64 (the owner); start_time, end_time Datetime(us, UTC) (``MatchInfo``);
+        duration_seconds, playable_duration_seconds Float32 (s); lifecycle_mode Int8; game_variant_category Int16;
+        level_id, map_id, map_version_id, game_variant_id, game_variant_version_id, playlist_id,
+        playlist_version_id Utf8; playlist_experience Int8; map_mode_pair_id, map_mode_pair_version_id,
+        season_id Utf8 (playlist/pair/season null for customs);
+        team_id Int8 (``LastTeamId``); outcome Int8; rank Int16;
+        kills, deaths, assists Int16; kda, kd_ratio, accuracy Float32 (accuracy in %, null when 0 shots fired);
+        shots_fired, shots_hit, score, personal_score, damage_dealt, damage_taken Int32;
+        headshot_kills, melee_kills, grenade_kills, power_weapon_kills, suicides, betrayals, max_killing_spree,
+        callout_assists, medal_count (total medals earned) Int16;
+        time_played_seconds Float32 (s); present_at_beginning, joined_in_progress, left_in_progress,
+        present_at_completion Boolean (``ParticipationInfo``).
+    All figures are totals over the owner's PlayerTeamStats entries.
+    """
+    owner_id = f"xuid({int(owner_xuid)})"
+    rows: list[dict[str, Any]] = []
+    for body in _unique(bodies):
+        for player in body.get("Players") or ():
+            if player.get("PlayerId") != owner_id:
+                continue
+            row = _match_info_values(body["MatchId"], body.get("MatchInfo") or {})
+            row["xuid"] = int(owner_xuid)
+            row["team_id"] = player.get("LastTeamId")
+            row["outcome"] = player.get("Outcome")
+            row["rank"] = player.get("Rank")
+            row.update(_player_totals(player))
+            row.update(_participation(player))
+            rows.append(row)
+            break
+    rows.sort(key=_time_order)
+    return rows_frame(rows, MATCH_FACTS_SCHEMA)
+
+
+def match_participants(bodies: Sequence[dict]) -> pl.DataFrame:
+    """Every player (humans and bots) of every match, in body then ``Players`` order.
+
+    Columns (:data:`MATCH_PARTICIPANTS_SCHEMA`):
+        match_id, player_id Utf8 (``"xuid(…)"`` or ``"bid(…)"``); xuid Int64 (null for bots);
+        is_human Boolean (PlayerType 1); player_type Int8; bot_difficulty Int8 (``BotAttributes.Difficulty``,
+        null for humans); team_id Int8 (``LastTeamId``); team_count Int8 (number of PlayerTeamStats entries,
+        > 1 when the player changed teams); outcome Int8; rank Int16; kills, deaths, assists Int16;
+        kda, kd_ratio, accuracy Float32; shots_fired, shots_hit, score, personal_score, damage_dealt,
+        damage_taken Int32; headshot_kills, max_killing_spree, medal_count Int16; time_played_seconds Float32 (s);
+        present_at_beginning, joined_in_progress, left_in_progress, present_at_completion Boolean.
+    Figures are totals over each player's PlayerTeamStats entries.
+    """
+    rows: list[dict[str, Any]] = []
+    for body in _unique(bodies):
+        match_id = body["MatchId"]
+        for player in body.get("Players") or ():
+            player_id = player.get("PlayerId")
+            player_type = player.get("PlayerType")
+            row: dict[str, Any] = {
+                "match_id": match_id,
+                "player_id": player_id,
+                "xuid": unwrap_player_id(player_id),
+                "is_human": player_type == 1,
+                "player_type": player_type,
+                "bot_difficulty": (player.get("BotAttributes") or {}).get("Difficulty"),
+                "team_id": player.get("LastTeamId"),
+                "team_count": len(player.get("PlayerTeamStats") or ()),
+                "outcome": player.get("Outcome"),
+                "rank": player.get("Rank"),
+            }
+            row.update(_player_totals(player))
+            row.update(_participation(player))
+            rows.append(row)
+    return rows_frame(rows, MATCH_PARTICIPANTS_SCHEMA)
+
+
+def _awards(bodies: Sequence[dict], key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    columns = empty_columns(schema)
+    for body in _unique(bodies):
+        match_id = body["MatchId"]
+        for player in body.get("Players") or ():
+            player_id = player.get("PlayerId")
+            xuid = unwrap_player_id(player_id)
+            totals: dict[int, list[int]] = {}
+            for core in _core_entries(player):
+                for award in core.get(key) or ():
+                    name_id = award.get("NameId")
+                    if name_id is None:
+                        continue
+                    acc = totals.setdefault(name_id, [0, 0])
+                    acc[0] += award.get("Count") or 0
+                    acc[1] += award.get("TotalPersonalScoreAwarded") or 0
+            for name_id, (count, score) in totals.items():
+                columns["match_id"].append(match_id)
+                columns["player_id"].append(player_id)
+                columns["xuid"].append(xuid)
+                columns["name_id"].append(name_id)
+                columns["count"].append(count)
+                columns["total_personal_score"].append(score)
+    return frame(columns, schema)
+
+
+def medals(bodies: Sequence[dict]) -> pl.DataFrame:
+    """Medals earned: one row per (match, player, medal name_id), from ``CoreStats.Medals``.
+
+    Columns (:data:`MEDALS_SCHEMA`): match_id, player_id Utf8; xuid Int64 (null for bots); name_id Int64 (the
+    API's ``NameId``, any value, known to spnkr or not); count Int16; total_personal_score Int32
+    (``TotalPersonalScoreAwarded``). Count and score are summed over the player's PlayerTeamStats entries.
+    """
+    return _awards(bodies, "Medals", MEDALS_SCHEMA)
+
+
+def personal_scores(bodies: Sequence[dict]) -> pl.DataFrame:
+    """Personal-score awards: one row per (match, player, name_id), from ``CoreStats.PersonalScores``.
+
+    Columns (:data:`PERSONAL_SCORES_SCHEMA`): match_id, player_id Utf8; xuid Int64 (null for bots);
+    name_id Int64; count Int16; total_personal_score Int32. Summed over the player's PlayerTeamStats entries.
+    """
+    return _awards(bodies, "PersonalScores", PERSONAL_SCORES_SCHEMA)
+
+
+def team_stats(bodies: Sequence[dict]) -> pl.DataFrame:
+    """One row per team of every match, from ``Teams[]`` (empty for free-for-all / infection matches).
+
+    Columns (:data:`TEAM_STATS_SCHEMA`): match_id Utf8; team_id Int8; outcome Int8; rank Int16; score Int32;
+    kills, deaths, assists Int16; personal_score Int32 (all from ``Teams[].Stats.CoreStats``).
+    """
+    rows: list[dict[str, Any]] = []
+    for body in _unique(bodies):
+        for team in body.get("Teams") or ():
+            core = (team.get("Stats") or {}).get("CoreStats") or {}
+            rows.append({
+                "match_id": body["MatchId"],
+                "team_id": team.get("TeamId"),
+                "outcome": team.get("Outcome"),
+                "rank": team.get("Rank"),
+                "score": core.get("Score"),
+                "kills": core.get("Kills"),
+                "deaths": core.get("Deaths"),
+                "assists": core.get("Assists"),
+                "personal_score": core.get("PersonalScore"),
+            })
+    return rows_frame(rows, TEAM_STATS_SCHEMA)
+
+
+def history_frame(history_results: Sequence[dict], owner_xuid: int) -> pl.DataFrame:
+    """Match-history entries (``GET /hi/players/{player}/matches`` → ``Results[]``) of one owner.
+
+    Duplicate match ids keep their first entry; rows sorted by ``(start_time, match_id)``.
+
+    Columns (:data:`HISTORY_SCHEMA`): match_id Utf8; xuid Int64 (= ``owner_xuid``); start_time, end_time
+    Datetime(us, UTC); duration_seconds Float32 (s); lifecycle_mode Int8; game_variant_category Int16;
+    playlist_id (null for customs), map_id, map_mode_pair_id, game_variant_id Utf8; team_id Int8
+    (``LastTeamId``); outcome Int8; rank Int16; present_at_end Boolean (``PresentAtEndOfMatch``).
+    """
+    rows = []
+    for entry in _unique(history_results):
+        info = entry.get("MatchInfo") or {}
+        rows.append({
+            "match_id": entry["MatchId"],
+            "xuid": int(owner_xuid),
+            "start_time": parse_time(info.get("StartTime")),
+            "end_time": parse_time(info.get("EndTime")),
+            "duration_seconds": duration_seconds(info.get("Duration")),
+            "lifecycle_mode": info.get("LifecycleMode"),
+            "game_variant_category": info.get("GameVariantCategory"),
+            "playlist_id": _asset(info, "Playlist")[0],
+            "map_id": _asset(info, "MapVariant")[0],
+            "map_mode_pair_id": _asset(info, "PlaylistMapModePair")[0],
+            "game_variant_id": _asset(info, "UgcGameVariant")[0],
+            "team_id": entry.get("LastTeamId"),
+            "outcome": entry.get("Outcome"),
+            "rank": entry.get("Rank"),
+            "present_at_end": entry.get("PresentAtEndOfMatch"),
+        })
+    rows.sort(key=_time_order)
+    return rows_frame(rows, HISTORY_SCHEMA)
