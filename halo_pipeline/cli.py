@@ -22,12 +22,11 @@ def _instance():
     """The Dagster instance at ``$DAGSTER_HOME`` (default ``$HALO_DATA_DIR/dagster_home``)."""
     import dagster as dg
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(_data_dir() / "dagster_home")))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("# Created by halo-pipeline: instance storage lives in this folder (SQLite).\n"
-                          "telemetry:\n  enabled: false\n")
+    from halo_pipeline.instance import ensure_home
+    from halo_pipeline.storage.files import check_writable_dir
+
+    check_writable_dir(_data_dir(), "HALO_DATA_DIR")
+    ensure_home(Path(os.environ.setdefault("DAGSTER_HOME", str(_data_dir() / "dagster_home"))))
     return dg.DagsterInstance.get()
 
 
@@ -70,14 +69,19 @@ def main() -> None:
 @click.option("--port", type=int, default=8765, show_default=True)
 @click.option("--latency-ms", type=float, default=0.0, show_default=True)
 @click.option("--rate-limit", type=float, default=None, help="Requests/s per service before answering 429.")
-def emulator(recordings, synthetic_players, seed, months, matches_per_month, port, latency_ms, rate_limit):
+@click.option("--faults", default=None, metavar="SPEC",
+              help="Inject faults, e.g. '429:burst=5,every=40;5xx:rate=0.05;seed=1' "
+                   "(grammar: halo_pipeline/emulator/faults.py).")
+def emulator(recordings, synthetic_players, seed, months, matches_per_month, port, latency_ms, rate_limit, faults):
     """Run the Halo API emulator on 127.0.0.1 until killed (point HALO_API_URL at it)."""
+    from halo_pipeline.emulator.faults import parse_faults
     from halo_pipeline.emulator.server import serve
 
     if recordings is None and synthetic_players <= 0:
         raise click.UsageError("give --recordings DIR and/or --synthetic-players N")
+    parse_faults(faults)  # a bad spec fails here, in one line, before anything is loaded
     serve(recordings, synthetic_players, seed, port, latency_ms, rate_limit, months=months,
-          matches_per_month=matches_per_month)
+          matches_per_month=matches_per_month, faults=faults)
 
 
 @main.group()
@@ -107,21 +111,29 @@ def players_list() -> None:
 
 @players.command("remove")
 @click.argument("xuid")
-def players_remove(xuid: str) -> None:
-    """Unregister XUID (its warehouse data is kept)."""
+@click.option("--purge", is_flag=True, help="Also delete the player's warehouse partitions and sync state.")
+def players_remove(xuid: str, purge: bool) -> None:
+    """Unregister XUID (its warehouse data is kept unless --purge)."""
     from halo_pipeline.players import remove_player
 
-    click.echo(f"removed {remove_player(_instance(), xuid)}")
+    removed = remove_player(_instance(), _resources()[1].warehouse(), xuid, purge=purge)
+    click.echo(f"removed {removed}" + (" and purged its warehouse data" if purge else " (data kept)"))
 
 
 @main.command()
 @click.option("--player", "player_values", multiple=True, help="xuid of a registered player (repeatable).")
 @click.option("--match-type", type=click.Choice(["all", "matchmaking", "custom", "local"]), default="all")
-def sync(player_values, match_type) -> None:
-    """Sync registered players through Dagster (runs show in the UI) and print the summary."""
+@click.option("--full", is_flag=True, help="Walk the whole history (first import, repair) instead of a delta.")
+@click.option("--since", default=None, help="With --full: ignore matches before this date (YYYY-MM[-DD]).")
+@click.option("--max-matches", type=int, default=None, help="With --full: only the newest N matches.")
+def sync(player_values, match_type, full, since, max_matches) -> None:
+    """Sync registered players through Dagster (runs show in the UI) and print the summary.
+
+    Default: a delta sync (only the months with matches newer than each player's watermark; a player
+    never synced gets a first import)."""
     from halo_pipeline.definitions import defs
     from halo_pipeline.defs.sync.run import sync_players
-    from halo_pipeline.ids import parse_xuid
+    from halo_pipeline.ids import parse_month, parse_xuid
     from halo_pipeline.partitions import PLAYERS
     from halo_pipeline.storage.catalog import summary
 
@@ -134,12 +146,57 @@ def sync(player_values, match_type) -> None:
             raise InvalidInput(f"player {x} is not registered: run `halo-pipeline players add {x}` first")
     if not (xuids or registered_keys):
         raise InvalidInput("no player registered: run `halo-pipeline players add <xuid|gamertag>` first")
-    report = sync_players(defs, instance, halo_api, xuids, match_type=match_type, log=click.echo)
+    if since:
+        parse_month(since)
+    report = sync_players(defs, instance, halo_api, warehouse, xuids, match_type=match_type, full=full,
+                          since=since, max_matches=max_matches, log=click.echo)
     click.echo("")
     click.echo(summary(warehouse.warehouse()))
     if not report.ok:
         failed = [f"{job} {label} (run {run_id})" for run_id, job, label, ok in report.runs if not ok]
         raise click.ClickException("failed runs: " + "; ".join(failed))
+
+
+@main.command()
+@click.option("--player", "player_value", required=True, help="xuid of a registered player.")
+@click.option("--from", "first", required=True, help="First month, YYYY-MM.")
+@click.option("--to", "last", required=True, help="Last month, YYYY-MM.")
+@click.option("--assets", default=None, help="Comma-separated asset names (default: every derived asset).")
+@click.option("--refetch", is_flag=True, help="Call the API again for matches already landed (--force-*).")
+@click.option("--dry-run", is_flag=True, help="List the partitions and match ids it would touch; write nothing.")
+def backfill(player_value, first, last, assets, refetch, dry_run) -> None:
+    """Re-materialize a player's months from raw landing (zero API calls) as one Dagster run.
+
+    With --refetch the matches are fetched again first (sync_job with raw_matches' refetch: true)."""
+    from halo_pipeline.defs.sync.backfill import plan_backfill, run_backfill
+
+    instance = _instance()
+    halo_api, warehouse = _resources()
+    plan = plan_backfill(instance, warehouse.warehouse(), player_value, first, last, assets, refetch)
+    for line in plan.describe():
+        click.echo(line)
+    if dry_run:
+        click.echo("dry run: nothing written")
+        return
+    from halo_pipeline.definitions import defs
+
+    report = run_backfill(defs, instance, plan)
+    if not report.ok:
+        raise click.ClickException("backfill failed: " + ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok))
+    click.echo(f"backfill done: run {report.runs[0][0]}")
+
+
+@main.command()
+def auth() -> None:
+    """Sign in to Xbox Live (spnkr's OAuth flow) and print the refresh token to store in the environment as
+    HALO_OAUTH_REFRESH_TOKEN. Needs HALO_AZURE_CLIENT_ID and HALO_AZURE_CLIENT_SECRET (an Azure AD app)."""
+    import asyncio
+
+    from halo_pipeline.api.auth import authenticate
+
+    token = asyncio.run(authenticate())
+    click.echo("Store this in your environment (it is a secret; it is not written anywhere else):")
+    click.echo(f"export HALO_OAUTH_REFRESH_TOKEN='{token}'")
 
 
 @main.command()
@@ -174,7 +231,67 @@ def demo(ctx, n_players, months, matches_per_month, seed) -> None:
             if str(xuid) not in known:
                 player = add_player(instance, warehouse.warehouse().landing, halo_api, str(xuid))
                 click.echo(f"registered {player.xuid} ({player.gamertag})")
-        ctx.invoke(sync)
+        ctx.invoke(sync, player_values=(), match_type="all", full=False, since=None, max_matches=None)
+
+
+# ---- maintenance (thin wrappers over halo_pipeline.maintenance) ------------------------------------------------
+
+
+def _warehouse():
+    from halo_pipeline.storage.warehouse import Warehouse
+
+    return Warehouse(_data_dir())
+
+
+@main.command()
+@click.option("--table", required=True, help="A warehouse table, e.g. match_facts, sessions, map_stats.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="parquet", show_default=True)
+@click.option("--player", default=None, help="Only this xuid.")
+@click.option("--since", default=None, help="Only rows from this date on (YYYY-MM[-DD], UTC).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: <table>.<format> in the current folder).")
+def export(table, fmt, player, since, out) -> None:
+    """Export a table (live and archived months) to CSV or Parquet."""
+    from halo_pipeline.maintenance import export_table
+
+    out = out or Path(f"{table}.{fmt}")
+    rows = export_table(_warehouse(), table, out, fmt, player, since)
+    click.echo(f"exported {rows} rows of {table} to {out}")
+
+
+@main.command()
+@click.option("--player", required=True, help="xuid of the player to back up.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .tar to write.")
+def backup(player, out) -> None:
+    """Write a checksummed snapshot of a player's warehouse files, raw landing and sync state to a .tar."""
+    from halo_pipeline.maintenance import backup as run_backup
+
+    manifest = run_backup(_warehouse(), player, out)
+    click.echo(f"backed up {len(manifest['files'])} files of {manifest['xuid']} to {out}")
+
+
+@main.command()
+@click.argument("backup_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files modified after the backup was taken.")
+def restore(backup_file, force) -> None:
+    """Restore a backup after verifying its checksums (refuses to overwrite newer data without --force)."""
+    from halo_pipeline.maintenance import restore as run_restore
+
+    result = run_restore(_warehouse(), backup_file, force=force)
+    click.echo(f"restored {result['written']} files of {result['xuid']} ({result['same']} already identical)")
+
+
+@main.command()
+@click.option("--older-than-days", type=int, required=True, help="Archive months that ended before N days ago.")
+def archive(older_than_days) -> None:
+    """Move old months to warehouse/archive/ (the catalog and the analytics still read them)."""
+    from halo_pipeline.maintenance import archive as run_archive, refresh_catalog_now
+
+    wh = _warehouse()
+    moved = run_archive(wh, older_than_days)
+    if moved and wh.catalog_path.exists():
+        refresh_catalog_now(wh)
+    click.echo(f"archived {len(moved)} partition files")
 
 
 if __name__ == "__main__":

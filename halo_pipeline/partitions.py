@@ -26,6 +26,17 @@ def partition_key(xuid: int | str, month: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"player": str(xuid), "month": month})
 
 
+def partition_range_tags(xuid: int | str, first_month: str, last_month: str) -> dict[str, str]:
+    """Run tags selecting the partitions of ``xuid`` from ``first_month`` to ``last_month`` in one run
+    (the assets' ``BackfillPolicy.single_run()`` lets one run cover them all)."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: str(partition_key(xuid, first_month)),
+        ASSET_PARTITION_RANGE_END_TAG: str(partition_key(xuid, last_month)),
+    }
+
+
 def split_key(key: str | dg.MultiPartitionKey) -> tuple[int, str]:
     """``(xuid, month)`` of a partition key ``"YYYY-MM-01|xuid"``.
 

@@ -5,6 +5,7 @@ Dagster has no command for adding dynamic partition keys; ``halo-pipeline player
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import aiohttp
@@ -16,6 +17,7 @@ from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.ids import InvalidInput, check_gamertag, looks_like_xuid, parse_xuid
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.landing import PROFILE, RawLanding
+from halo_pipeline.storage.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,18 @@ def registered(instance: dg.DagsterInstance, landing: RawLanding) -> list[Player
     return players
 
 
-def remove_player(instance: dg.DagsterInstance, value: str) -> int:
-    """Unregister a player (its data stays). Raises :class:`InvalidInput` when it is not registered."""
+def remove_player(instance: dg.DagsterInstance, warehouse: Warehouse, value: str, purge: bool = False) -> int:
+    """Unregister a player. Its warehouse data stays unless ``purge``: then every table's partitions of the
+    player and its sync state are deleted (raw landing is shared by match id across players and is kept).
+
+    Raises:
+        InvalidInput: malformed xuid, or the player is not registered.
+    """
     xuid = parse_xuid(value)
     if str(xuid) not in instance.get_dynamic_partitions(PLAYERS):
         raise InvalidInput(f"player {xuid} is not registered")
     instance.delete_dynamic_partition(PLAYERS, str(xuid))
+    if purge and warehouse.root.exists():
+        for folder in warehouse.root.glob(f"*/player={xuid}"):
+            shutil.rmtree(folder)
     return xuid

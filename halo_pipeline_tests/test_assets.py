@@ -12,10 +12,9 @@ from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
 from halo_pipeline.defs.matches.assets import match_history, raw_matches
 from halo_pipeline.defs.reference.assets import medal_definitions, playlist_modes
 from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.sync.run import partition_range_tags
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
-from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.partitions import PLAYERS, partition_range_tags
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.conftest import OWNER_XUID
 from halo_pipeline_tests.expected import owner_rows

@@ -19,6 +19,7 @@ from spnkr import HaloInfiniteClient
 from spnkr.models.discovery_ugc import Film
 from spnkr.models.refdata import FilmChunkType
 
+from halo_pipeline.api.auth import TokenRefresher
 from halo_pipeline.api.redirect import redirect_middleware
 from halo_pipeline.api.resilience import RequestGate, RequestStats, resilience_middleware
 
@@ -77,7 +78,12 @@ class HaloApiClient:
     ) -> HaloApiClient:
         """Open a session: live when ``base_url`` is ``None``, else redirected there (the emulator)."""
         stats = RequestStats()
-        middlewares = [resilience_middleware(gate, stats, max_attempts=max_attempts)]
+        refresher: list[TokenRefresher] = []  # bound once the spnkr client exists
+
+        async def refresh_auth(expired):
+            return await refresher[0](expired)
+
+        middlewares = [resilience_middleware(gate, stats, max_attempts=max_attempts, refresh_auth=refresh_auth)]
         if base_url:
             middlewares.append(redirect_middleware(base_url))
         session = aiohttp.ClientSession(
@@ -86,7 +92,9 @@ class HaloApiClient:
             connector=aiohttp.TCPConnector(limit=gate.max_in_flight * 2),
         )
         # spnkr's own limiter acquires after sending; ours (in the middleware) is the one that counts.
-        return cls(session, HaloInfiniteClient(session, spartan_token, clearance_token, requests_per_second=1000), stats)
+        spnkr_client = HaloInfiniteClient(session, spartan_token, clearance_token, requests_per_second=1000)
+        refresher.append(TokenRefresher(spnkr_client, emulated=bool(base_url)))
+        return cls(session, spnkr_client, stats)
 
     async def close(self) -> None:
         await self.session.close()

@@ -6,7 +6,8 @@ Every request spnkr sends passes through :func:`resilience_middleware`, which
   limiter acquires *after* sending, so concurrent calls would all go out at once),
 * caps requests in flight (a semaphore),
 * honours ``429`` + ``Retry-After``: the wait is shared by every request to that service,
-* retries ``5xx``, timeouts and connection errors with bounded exponential backoff and jitter (tenacity).
+* retries ``5xx``, timeouts and connection errors with bounded exponential backoff and jitter (tenacity),
+* on ``401`` asks ``refresh_auth`` once for new authentication headers and retries with them.
 
 A request that still fails after ``max_attempts`` raises :class:`aiohttp.ClientResponseError` (status kept) or
 the transport error, so callers record the failure; nothing is retried forever.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -116,11 +118,19 @@ class RequestStats:
     sent: int = 0
     retried: int = 0
     rate_limited: int = 0
+    refreshed: int = 0
+
+
+RefreshAuth = Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]]
 
 
 def resilience_middleware(gate: RequestGate, stats: RequestStats, max_attempts: int = 6,
-                          backoff_max_seconds: float = 30.0):
-    """aiohttp client middleware applying ``gate`` and retries (see module docstring)."""
+                          backoff_max_seconds: float = 30.0, refresh_auth: RefreshAuth | None = None):
+    """aiohttp client middleware applying ``gate`` and retries (see module docstring).
+
+    ``refresh_auth(expired_headers)`` returns fresh authentication headers (spnkr's token refresh); it is
+    called at most once per request, on its first 401.
+    """
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -130,6 +140,7 @@ def resilience_middleware(gate: RequestGate, stats: RequestStats, max_attempts: 
 
     async def middleware(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         service = service_of(request.url)
+        refreshed: list[bool] = []
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(max_attempts),
             wait=wait,
@@ -143,6 +154,12 @@ def resilience_middleware(gate: RequestGate, stats: RequestStats, max_attempts: 
                 async with gate.semaphore():
                     stats.sent += 1
                     response = await handler(request)
+                if response.status == 401 and refresh_auth is not None and not refreshed:
+                    refreshed.append(True)
+                    stats.refreshed += 1
+                    response.release()
+                    request.headers.update(await refresh_auth(request.headers))
+                    raise RetryableStatus(response, 0.0)
                 if response.status in RETRYABLE_STATUS:
                     retry_after = _retry_after_seconds(response)
                     if response.status == 429:

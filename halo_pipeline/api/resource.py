@@ -9,15 +9,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from halo_pipeline.api.auth import MissingCredentials
 from halo_pipeline.api.client import HaloApiClient
 from halo_pipeline.api.resilience import process_gate
 from halo_pipeline.storage.warehouse import Warehouse
 
 EMULATOR_TOKEN = "emulator"
-
-
-class MissingCredentials(RuntimeError):
-    """A live-mode token variable is not set; the message names it."""
+__all__ = ["HaloApiResource", "MissingCredentials", "WarehouseResource"]
 
 
 class HaloApiResource(dg.ConfigurableResource):

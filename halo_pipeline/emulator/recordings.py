@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from halo_pipeline.ids import InvalidInput
 from halo_pipeline.emulator.wire import (
     HIGHLIGHT_CHUNK_NAME,
     HistoryItem,
@@ -40,6 +41,10 @@ from halo_pipeline.emulator.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class InvalidRecording(InvalidInput):
+    """A file of a recordings directory cannot be read; the message is one line naming the file."""
 
 _FILM_CHUNK_RE = re.compile(r"^(\d+)_([0-9a-fA-F-]{36})\.gzip$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
@@ -93,6 +98,7 @@ class RecordingStore:
 
         Raises:
             FileNotFoundError: ``path`` is not a directory.
+            InvalidRecording: a ``*.json`` file is not valid JSON (the one-line message names it).
         """
         root = Path(path)
         if not root.is_dir():
@@ -103,8 +109,12 @@ class RecordingStore:
         store._index_film()
         users_file = root / "users.json"
         if users_file.is_file():
-            for entry in json.loads(users_file.read_bytes()):
-                store._users[int(entry["xuid"])] = str(entry["gamertag"])
+            try:
+                for entry in json.loads(users_file.read_bytes()):
+                    store._users[int(entry["xuid"])] = str(entry["gamertag"])
+            except (ValueError, TypeError, KeyError) as exc:
+                raise InvalidRecording(f"corrupt recording {users_file}: expected a list of "
+                                       f"{{xuid, gamertag}}: {' '.join(str(exc).split())}") from None
         return store
 
     def _index_json(self, file: Path) -> None:
@@ -115,8 +125,9 @@ class RecordingStore:
         try:
             body = json.loads(file.read_bytes())
         except (ValueError, OSError) as exc:
-            log.warning("skipping unreadable recording %s: %s", file, exc)
-            return
+            # A corrupt recording is refused at start, naming the file: serving a directory with a hole in it
+            # would make the emulator answer 404 for a match that is there.
+            raise InvalidRecording(f"corrupt recording {file}: {' '.join(str(exc).split())}") from None
         if not isinstance(body, dict):
             return
         if {"MatchId", "MatchInfo", "Players"} <= body.keys():

@@ -8,11 +8,15 @@ Behaviour shared by every API route:
 * ``latency_ms`` → sleep that long before answering;
 * ``rate_limit`` R → a token bucket per service (capacity ``max(1, R)``, refilled at R tokens/s): a request
   finding no token is answered 429 with ``Retry-After`` (whole seconds, ≥ 1) and does not consume a token;
-* unknown ids → 404, bad parameters → 400.
+* unknown ids → 404, bad parameters → 400;
+* ``faults`` (a spec, see :mod:`halo_pipeline.emulator.faults`): 429 bursts, token expiry (401), 5xx, hangs,
+  truncated or malformed bodies, unknown enum values, unreadable film chunks, expired matches (404) — in that
+  order after the authentication and rate-limit checks. :meth:`Emulator.set_faults` swaps them at run time.
 
 Counters (``GET /_emulator/stats``, :meth:`Emulator.counts`): ``requests`` by route kind and ``by_service``
-count every request that passed authentication and the rate limit (404s included); ``rate_limited`` counts
-429s and ``unauthorized`` 401s. ``POST /_emulator/reset`` zeroes them and refills the buckets.
+count every request that passed authentication and the rate limit (404s and injected faults included);
+``rate_limited`` counts 429s and ``unauthorized`` 401s (injected ones too); ``faults`` counts injected faults
+by kind. ``POST /_emulator/reset`` zeroes them and refills the buckets.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from halo_pipeline.emulator.faults import FaultInjector, FaultPlan
 from halo_pipeline.emulator.recordings import RecordingStore
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.emulator.wire import (
@@ -40,6 +45,7 @@ from halo_pipeline.emulator.wire import (
 
 AUTH_HEADER = "x-343-authorization-spartan"
 TRAFFIC_KEY: web.AppKey["_Traffic"] = web.AppKey("traffic")
+FAULTS_KEY: web.AppKey[FaultInjector] = web.AppKey("faults")
 PUBLIC_SERVICES = frozenset({"blobs-infiniteugc"})
 UGC_KINDS = ("maps", "mapModePairs", "playlists", "ugcGameVariants")
 
@@ -140,6 +146,10 @@ class _Traffic:
         with self._lock:
             self.unauthorized += 1
 
+    def count_rate_limited(self) -> None:
+        with self._lock:
+            self.rate_limited += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"requests": dict(self.requests), "by_service": dict(self.by_service),
@@ -155,17 +165,24 @@ def _not_found(what: str) -> web.Response:
     return _json({"error": f"not found: {what}"}, status=404)
 
 
-def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | None = None) -> web.Application:
+def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | None = None,
+             faults: FaultPlan | str | None = None) -> web.Application:
     """The aiohttp application serving ``source``.
 
     Args:
         source: a :class:`RecordingStore`, a :class:`SyntheticWorld` or a :class:`CombinedSource`.
         latency_ms: delay before every API answer, in milliseconds.
         rate_limit: requests per second allowed per service (``None``: unlimited).
+        faults: a fault spec or plan (:mod:`halo_pipeline.emulator.faults`); ``None``: no fault.
 
-    The app's :data:`TRAFFIC_KEY` holds the counters (see the module docstring).
+    The app's :data:`TRAFFIC_KEY` holds the counters (see the module docstring), :data:`FAULTS_KEY` the
+    fault injector.
+
+    Raises:
+        halo_pipeline.ids.InvalidInput: an invalid fault spec.
     """
     traffic = _Traffic(rate_limit)
+    injector = FaultInjector(faults)
 
     @web.middleware
     async def api_guard(request: web.Request, handler):
@@ -175,19 +192,41 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
             await asyncio.sleep(latency_ms / 1000)
         segments = [s for s in request.path.split("/") if s]
         service = segments[0] if segments else ""
-        if service not in PUBLIC_SERVICES and not request.headers.get(AUTH_HEADER, "").strip():
+        route = request.match_info.route
+        kind = route.name if route is not None and route.name else "unknown"
+        token = request.headers.get(AUTH_HEADER, "").strip()
+        if service not in PUBLIC_SERVICES and not token:
             traffic.count_unauthorized()
             return web.Response(status=401)
+        if service not in PUBLIC_SERVICES and injector.active and injector.token_expired(kind, request.path, token):
+            traffic.count_unauthorized()
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Spartan error="token expired"'})
         retry_after = traffic.take(service)
         if retry_after is not None:
             return web.Response(status=429, headers={"Retry-After": str(retry_after)})
-        route = request.match_info.route
-        kind = route.name if route is not None and route.name else "unknown"
+        match_id = request.match_info.get("match_id")
+        if injector.active:
+            fault = injector.before(kind, request.path_qs, match_id)
+            if isinstance(fault, tuple):
+                status, headers = fault
+                if status == 429:
+                    traffic.count_rate_limited()
+                    return web.Response(status=429, headers=headers)
+                traffic.count(kind, service)
+                return _json({"error": f"injected fault: HTTP {status}"}, status=status)
+            if isinstance(fault, float):
+                await asyncio.sleep(fault)
         traffic.count(kind, service)
         try:
-            return await handler(request)
+            response = await handler(request)
         except BadRequest as exc:
             return _json({"error": str(exc)}, status=400)
+        if injector.active and response.status == 200 and isinstance(response, web.Response) and response.body:
+            body = bytes(response.body)
+            faulty = injector.after(kind, request.path_qs, match_id, body)
+            if faulty is not body:
+                return web.Response(body=faulty, status=200, content_type=response.content_type)
+        return response
 
     def resolve_player(text: str) -> int | None:
         xuid = parse_xuid_text(text)
@@ -263,7 +302,7 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
         return _json(body) if body is not None else _not_found(f"user {text}")
 
     async def stats(request: web.Request) -> web.Response:
-        return _json(traffic.snapshot())
+        return _json(traffic.snapshot() | {"faults": injector.snapshot()["injected"]})
 
     async def reset(request: web.Request) -> web.Response:
         traffic.reset()
@@ -271,6 +310,7 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
 
     app = web.Application(middlewares=[api_guard])
     app[TRAFFIC_KEY] = traffic
+    app[FAULTS_KEY] = injector
     routes = [
         web.get("/halostats/hi/players/{player}/matches", match_history, name="match_history"),
         web.get("/halostats/hi/matches/{match_id}/stats", match_stats, name="match_stats"),
@@ -299,11 +339,13 @@ class Emulator:
         synthetic: a synthetic world; with ``recordings`` too, both are served (recordings answer first).
         latency_ms: delay before every API answer, in milliseconds.
         rate_limit: requests/s per service before 429 (``None``: unlimited).
+        faults: a fault spec (:mod:`halo_pipeline.emulator.faults`), e.g. ``"5xx:rate=0.05;seed=1"``.
         host: interface to bind; loopback by default.
         port: 0 picks a free port (see :attr:`url` once started).
 
     Raises:
-        ValueError: neither ``recordings`` nor ``synthetic`` given.
+        ValueError: neither ``recordings`` nor ``synthetic`` given (or an invalid fault spec:
+            :class:`halo_pipeline.ids.InvalidInput`).
 
     Example::
 
@@ -313,7 +355,7 @@ class Emulator:
 
     def __init__(self, recordings: Path | str | RecordingStore | None = None, synthetic: SyntheticWorld | None = None,
                  latency_ms: float = 0.0, rate_limit: float | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, faults: FaultPlan | str | None = None) -> None:
         if recordings is None and synthetic is None:
             raise ValueError("the emulator needs recordings, a synthetic world, or both")
         if isinstance(recordings, (str, Path)):
@@ -322,7 +364,7 @@ class Emulator:
         self.world: SyntheticWorld | None = synthetic
         sources: list[ApiSource] = [s for s in (recordings, synthetic) if s is not None]
         self.source: ApiSource = sources[0] if len(sources) == 1 else CombinedSource(sources)
-        self.app = make_app(self.source, latency_ms=latency_ms, rate_limit=rate_limit)
+        self.app = make_app(self.source, latency_ms=latency_ms, rate_limit=rate_limit, faults=faults)
         self.host, self.port = host, port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -391,8 +433,17 @@ class Emulator:
         self.stop()
 
     def counts(self) -> dict[str, Any]:
-        """``{"requests": {kind: n}, "by_service": {service: n}, "rate_limited": n, "unauthorized": n}``."""
-        return self.app[TRAFFIC_KEY].snapshot()
+        """``{"requests": {kind: n}, "by_service": {service: n}, "rate_limited": n, "unauthorized": n,
+        "faults": {kind: n}}``."""
+        return self.app[TRAFFIC_KEY].snapshot() | {"faults": self.app[FAULTS_KEY].snapshot()["injected"]}
+
+    def set_faults(self, faults: FaultPlan | str | None) -> None:
+        """Replace the fault plan (``None``: no fault from now on); fault counters restart."""
+        self.app[FAULTS_KEY].set_plan(faults)
+
+    def fault_log(self) -> list[tuple[str, str, str]]:
+        """Every fault injected since the plan was set: ``(kind, route, path and query)``."""
+        return self.app[FAULTS_KEY].snapshot()["log"]
 
     def reset_counts(self) -> None:
         """Zero the counters and refill the rate-limit buckets."""
@@ -417,7 +468,7 @@ class Emulator:
 
 
 def serve(recordings: Path | None, synthetic_players: int, seed: int, port: int, latency_ms: float,
-          rate_limit: float | None, months: int = 6, matches_per_month: int = 30) -> None:
+          rate_limit: float | None, months: int = 6, matches_per_month: int = 30, faults: str | None = None) -> None:
     """Run the emulator until killed (the ``halo-pipeline emulator`` command).
 
     Args:
@@ -429,11 +480,13 @@ def serve(recordings: Path | None, synthetic_players: int, seed: int, port: int,
         rate_limit: requests/s per service before 429, or ``None``.
         months: months of synthetic history, ending June 2025.
         matches_per_month: synthetic matches per month across the world.
+        faults: a fault spec (:mod:`halo_pipeline.emulator.faults`), or ``None``.
 
     Raises:
-        ValueError: neither recordings nor synthetic players.
+        ValueError: neither recordings nor synthetic players; an invalid fault spec or a corrupt recording
+            (:class:`halo_pipeline.ids.InvalidInput`, one line).
     """
     world = (SyntheticWorld(seed, players=synthetic_players, months=months, matches_per_month=matches_per_month)
              if synthetic_players > 0 else None)
     Emulator(recordings=recordings, synthetic=world, latency_ms=latency_ms, rate_limit=rate_limit,
-             port=port).run_forever()
+             port=port, faults=faults).run_forever()

@@ -25,20 +25,27 @@ def refresh_catalog(
     wh: Warehouse,
     partitioned: Mapping[str, Mapping[str, pl.DataType]],
     reference: list[str],
+    per_player: Mapping[str, Mapping[str, pl.DataType]] | None = None,
 ) -> dict[str, int]:
     """(Re)create a view per table; returns ``{table: row count}``.
 
     Partitioned tables read ``<table>/**/data.parquet`` with hive partitioning; their owner (the partition's
     player) is exposed as ``owner_xuid`` (BIGINT), the hive ``year``/``month`` folders are dropped (the data
-    has ``start_time``). A table with no file yet gets an empty view with its declared columns.
+    has ``start_time``). ``per_player`` tables (one file per player, ``<table>/player=<xuid>/data.parquet``)
+    are read whole. A table with no file yet gets an empty view with its declared columns.
     """
     counts: dict[str, int] = {}
-    for table, schema in partitioned.items():
+    hive_columns = dict.fromkeys(partitioned, "player, year, month") | dict.fromkeys(per_player or {}, "player")
+    for table, schema in {**partitioned, **(per_player or {})}.items():
         files = wh.partition_files(table)
-        if files:
-            glob = _quote(str(wh.table_dir(table) / "**" / PARQUET_NAME))
-            source = (f"SELECT * EXCLUDE (player, year, month), player AS owner_xuid FROM read_parquet({glob}, "
-                      "hive_partitioning = true, union_by_name = true, hive_types = {'player': BIGINT})")
+        archived = archived_files(wh, table)
+        if files or archived:
+            globs = ([_quote(str(wh.table_dir(table) / "**" / PARQUET_NAME))] if files else []) + (
+                ["[" + ", ".join(_quote(str(p)) for p in archived) + "]"] if archived else [])
+            source = " UNION ALL BY NAME ".join(
+                f"SELECT * EXCLUDE ({hive_columns[table]}), player AS owner_xuid FROM read_parquet({glob}, "
+                "hive_partitioning = true, union_by_name = true, hive_types = {'player': BIGINT})"
+                for glob in globs)
         else:
             empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
             con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
@@ -50,6 +57,70 @@ def refresh_catalog(
         if path.exists():
             con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM read_parquet({_quote(str(path))})')
             counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    counts.update(create_mv_views(con))
+    return counts
+
+
+#: The archive area (``halo-pipeline archive``): ``warehouse/archive/<table>/player=…/year=…/month=…``.
+ARCHIVE_DIR = "archive"
+
+
+def archived_files(wh: Warehouse, table: str) -> list:
+    """Archived partition files of ``table`` that have no live twin (a re-derived month's live file wins)."""
+    base = wh.root / ARCHIVE_DIR / table
+    if not base.exists():
+        return []
+    return [p for p in sorted(base.glob(f"**/{PARQUET_NAME}"))
+            if not (wh.table_dir(table) / p.relative_to(base)).exists()]
+
+
+_MV_SUMS = ("count(*) AS months, sum(matches) AS matches, sum(wins) AS wins, sum(losses) AS losses, "
+            "sum(ties) AS ties, sum(kills) AS kills, sum(deaths) AS deaths, sum(assists) AS assists, "
+            "sum(shots_fired) AS shots_fired, sum(shots_hit) AS shots_hit, "
+            "sum(time_played_seconds) AS time_played_seconds, sum(performance_score_sum) AS performance_score_sum, "
+            "sum(performance_score_count) AS performance_score_count")
+# The same formulas as halo_pipeline.transforms.analytics.with_ratios.
+_MV_RATIOS = ("wins / matches AS win_rate, kills / greatest(deaths, 1) AS kd_ratio, "
+              "(kills + assists / 3 - deaths) / matches AS kda, "
+              "CASE WHEN shots_fired > 0 THEN shots_hit / shots_fired * 100 END AS accuracy, "
+              "CASE WHEN performance_score_count > 0 THEN performance_score_sum / performance_score_count END "
+              "AS avg_performance_score")
+#: Roll-up views over every month of the materialized stats (the analytics assets' tables): always current,
+#: since they are views over the Parquet views; nothing to refresh separately.
+MV_VIEWS = {
+    "mv_map_stats": ("map_stats", "SELECT owner_xuid AS xuid, map_id, any_value(map_name) AS map_name, {sums} "
+                     "FROM map_stats GROUP BY owner_xuid, map_id"),
+    "mv_mode_category_stats": ("mode_category_stats",
+                               "SELECT owner_xuid AS xuid, mode_category, {sums} FROM mode_category_stats "
+                               "GROUP BY owner_xuid, mode_category"),
+    "mv_session_stats": ("session_stats", None),
+    "mv_global_stats": ("global_stats", "SELECT owner_xuid AS xuid, min(month_start) AS first_month, "
+                        "max(month_start) AS last_month, {sums} FROM global_stats GROUP BY owner_xuid"),
+}
+
+
+def create_mv_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """(Re)create the ``mv_*`` views whose source view exists; returns their row counts.
+
+    ``mv_map_stats`` (per player × map), ``mv_mode_category_stats`` (per player × mode category, with the
+    reference ``mode_categories.parent`` group when loaded), ``mv_global_stats`` (per player) sum the
+    additive columns of every month and derive win_rate, kd_ratio, kda, accuracy and avg_performance_score;
+    ``mv_session_stats`` is one row per session (all months).
+    """
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    counts = {}
+    for name, (source, sql) in MV_VIEWS.items():
+        if source not in views:
+            continue
+        if sql is None:
+            body = f'SELECT * EXCLUDE (owner_xuid) FROM "{source}"'
+        else:
+            body = f"SELECT *, {_MV_RATIOS} FROM ({sql.format(sums=_MV_SUMS)})"
+            if name == "mv_mode_category_stats" and "mode_categories" in views:
+                body = (f"SELECT s.*, c.parent AS category_group FROM ({body}) s "
+                        "LEFT JOIN mode_categories c ON c.category = s.mode_category")
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {body}')
+        counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
     return counts
 
 
@@ -84,4 +155,28 @@ def summary(wh: Warehouse) -> str:
                 synced = [p.stat().st_mtime for p in wh.partition_files("raw_matches", xuid)]
                 last = datetime.fromtimestamp(max(synced), UTC).strftime("%Y-%m-%d %H:%M") if synced else "never"
                 lines.append(f"{xuid:<18}{gamertag:<18}{matches:>8}  {newest:%Y-%m-%d %H:%M}  {last}")
+        if "raw_matches" in tables:
+            lines += _failures(con)
     return "\n".join(lines)
+
+
+#: Failures listed by ``halo-pipeline stats`` (the rest are counted).
+MAX_LISTED_FAILURES = 20
+
+
+def _failures(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The failures of the latest sync of each partition (``raw_matches`` rows whose stats body is missing or
+    whose skill/film fetch failed): which match, whose, and the error — the fault. They are retried by the
+    next sync."""
+    where = "stats_status <> 'landed' OR skill_status = 'failed' OR film_status = 'failed'"
+    total = con.execute(f"SELECT count(DISTINCT match_id) FROM raw_matches WHERE {where}").fetchone()[0]
+    if not total:
+        return ["", "failures: none (every match of the history is landed)"]
+    rows = con.execute(
+        f"SELECT match_id, min(owner_xuid), any_value(stats_status), any_value(error) FROM raw_matches "
+        f"WHERE {where} GROUP BY match_id ORDER BY match_id LIMIT {MAX_LISTED_FAILURES}").fetchall()
+    lines = ["", f"failures: {total} match(es), retried by the next sync"]
+    lines += [f"  {match_id}  player {owner}  stats {status}: {error or ''}" for match_id, owner, status, error in rows]
+    if total > len(rows):
+        lines.append(f"  … and {total - len(rows)} more (SELECT * FROM raw_matches WHERE {where})")
+    return lines

@@ -46,3 +46,22 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def check_writable_dir(path: Path, name: str) -> Path:
+    """Fail early, in one line, when ``path`` (e.g. ``$HALO_DATA_DIR``) cannot hold the warehouse: it, or its
+    nearest existing ancestor, must be a writable directory. Creates nothing.
+
+    Raises:
+        halo_pipeline.ids.InvalidInput: the message names ``name`` and the path.
+    """
+    from halo_pipeline.ids import InvalidInput
+
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InvalidInput(f"{name}={path} is not writable: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{name}={path} is not writable: no write permission on {probe}")
+    return Path(path)

@@ -2,6 +2,7 @@
 
 
 import asyncio
+import zlib
 from datetime import UTC, datetime
 
 import aiohttp
@@ -16,7 +17,7 @@ from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
 from halo_pipeline.defs.common import API_POOL, SINGLE_RUN, frame_metadata, run_partitions
 from halo_pipeline.defs.matches.history import MATCH_TYPES, entries_by_month, fetch_history
 from halo_pipeline.partitions import partition_key, player_month_partitions
-from halo_pipeline.storage.landing import FILM, SKILL, STATS, RawLanding
+from halo_pipeline.storage.landing import FILM, PROFILE, SKILL, STATS, RawLanding
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms.matches import HISTORY_SCHEMA, history_frame
 
@@ -37,9 +38,13 @@ RAW_MATCHES_SCHEMA: dict[str, pl.DataType] = {
 
 
 class MatchHistoryConfig(dg.Config):
-    """``match_type``: all | matchmaking | custom | local (LevelUp's ``--match-type``)."""
+    """``match_type``: all | matchmaking | custom | local (LevelUp's ``--match-type``); ``max_matches``: keep
+    only the player's newest N matches (``--max-matches``); ``since``: ignore matches before this UTC date
+    (``YYYY-MM-DD``)."""
 
     match_type: str = "all"
+    max_matches: int | None = None
+    since: str | None = None
 
 
 @dg.asset(
@@ -65,6 +70,10 @@ def match_history(
     """
     if config.match_type.lower() not in MATCH_TYPES:
         raise dg.Failure(f"match_type {config.match_type!r} is not one of {', '.join(MATCH_TYPES)}")
+    try:
+        floor = datetime.fromisoformat(config.since).replace(tzinfo=UTC) if config.since else None
+    except ValueError:
+        raise dg.Failure(f"since {config.since!r} is not a date (YYYY-MM-DD)") from None
     wh = warehouse.warehouse()
     wanted = run_partitions(context)
 
@@ -73,7 +82,9 @@ def match_history(
             out = {}
             for xuid, months in wanted.items():
                 since = datetime.fromisoformat(months[0]).replace(tzinfo=UTC)
-                out[xuid] = await fetch_history(api, xuid, since=since, match_type=config.match_type.lower())
+                out[xuid] = await fetch_history(api, xuid, since=max(since, floor) if floor else since,
+                                                match_type=config.match_type.lower(),
+                                                max_matches=config.max_matches)
             return out
 
     history = run_api(fetch())
@@ -99,7 +110,37 @@ class RawMatchesConfig(dg.Config):
     film: bool = True
 
 
+class IncompleteBody(ValueError):
+    """A 200 answer whose body is not a complete JSON document of the expected shape (truncated, an HTML
+    error page…) or a film chunk that is not a complete zlib stream: never landed, recorded as failed."""
+
+
+def _checked_json(kind: str, body: bytes, required: tuple[str, ...]) -> dict:
+    """``body`` parsed, when it is a JSON object holding ``required`` keys, else :class:`IncompleteBody`."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise IncompleteBody(f"{kind} body is not valid JSON ({len(body)} bytes, truncated or malformed): "
+                             f"{' '.join(str(exc).split())}") from None
+    if not isinstance(doc, dict) or any(k not in doc for k in required):
+        raise IncompleteBody(f"{kind} body ({len(body)} bytes) lacks {', '.join(required)}")
+    return doc
+
+
+def _check_film_chunk(data: bytes) -> None:
+    """A highlight chunk is a zlib stream: it must decompress to its end (cheap next to spnkr's decoding)."""
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(data)
+    except zlib.error as exc:
+        raise IncompleteBody(f"film chunk ({len(data)} bytes) is not zlib data: {exc}") from None
+    if not inflater.eof:
+        raise IncompleteBody(f"film chunk ({len(data)} bytes) is truncated: the zlib stream does not end")
+
+
 def _status_of(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, IncompleteBody):
+        return "failed", str(exc)
     if isinstance(exc, aiohttp.ClientResponseError):
         if exc.status == 404:
             return "not_found", "404 Not Found"
@@ -114,20 +155,29 @@ async def land_match(
 
     Returns the status fields of a ``raw_matches`` row. Never raises for an API failure: the failure is
     recorded (status ``failed`` + ``error``) and the match is retried by the next sync; a 404 is recorded as
-    ``not_found`` in the landing so that it is not asked again.
+    ``not_found`` in the landing so that it is not asked again (stats: retried, as the match is in the
+    history). Only complete bodies are landed: a stats/skill body that is not a whole JSON object, or a film
+    chunk that is not a whole zlib stream, is a failure (:class:`IncompleteBody`), not a landing.
     """
     row = {"stats_status": "landed", "skill_status": "skipped", "film_status": "skipped",
            "spnkr_parse_ok": None, "fetched_in_run": False, "error": None}
     body = None if refetch else landing.get(STATS, match_id)
+    stats = None
+    if body is not None:
+        try:
+            stats = _checked_json("stats", body, ("MatchInfo", "Players"))
+        except IncompleteBody:
+            body = None  # landed by an older version without the check: fetch it again
     if body is None:
         row["fetched_in_run"] = True
         try:
             body = await api.match_stats(match_id)
+            stats = _checked_json("stats", body, ("MatchInfo", "Players"))
             landing.put(STATS, match_id, body)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
-            row["stats_status"], row["error"] = _status_of(exc)
+            row["stats_status"], error = _status_of(exc)
+            row["error"] = f"stats: {error}"
             return row
-    stats = orjson.loads(body)
     try:
         MatchStats(**stats)
         row["spnkr_parse_ok"] = True
@@ -146,14 +196,16 @@ async def land_match(
             return
         row["fetched_in_run"] = True
         try:
-            landing.put(SKILL, match_id, await api.match_skill(match_id, humans))
+            skill_body = await api.match_skill(match_id, humans)
+            _checked_json("skill", skill_body, ("Value",))
+            landing.put(SKILL, match_id, skill_body)
             row["skill_status"] = "landed"
         except Exception as exc:  # noqa: BLE001
             row["skill_status"], error = _status_of(exc)
             if row["skill_status"] == "not_found":
                 landing.mark_absent(SKILL, match_id, 404)
             else:
-                row["error"] = row["error"] or f"skill: {error}"
+                row["error"] = "; ".join(filter(None, [f"skill: {error}", row["error"]]))
 
     async def land_film() -> None:
         if not film or not humans:
@@ -168,6 +220,7 @@ async def land_match(
                 landing.mark_absent(FILM, match_id, 204)
                 row["film_status"] = "not_found"
             else:
+                _check_film_chunk(chunk.data)
                 landing.put_film(match_id, chunk.film_major_version, chunk.data)
                 row["film_status"] = "landed"
         except Exception as exc:  # noqa: BLE001
@@ -175,7 +228,7 @@ async def land_match(
             if row["film_status"] == "not_found":
                 landing.mark_absent(FILM, match_id, 404)
             else:
-                row["error"] = row["error"] or f"film: {error}"
+                row["error"] = "; ".join(filter(None, [f"film: {error}", row["error"]]))
 
     await asyncio.gather(land_skill(), land_film())
     return row
@@ -191,6 +244,45 @@ async def land_matches(api: HaloApiClient, landing: RawLanding, match_ids: list[
             return match_id, await land_match(api, landing, match_id, refetch=refetch, skill=skill, film=film)
 
     return dict(await asyncio.gather(*(one(m) for m in dict.fromkeys(match_ids))))
+
+
+PROFILE_BATCH = 50
+
+
+async def land_profiles(api: HaloApiClient, landing: RawLanding, match_ids: list[str]) -> int:
+    """Land the profile (xuid → gamertag) of every human of ``match_ids`` not landed yet, in batches of
+    :data:`PROFILE_BATCH` (profile ``GET /users?xuids=…``). Best effort: an xuid the API does not return is
+    marked absent (not asked again); a failed batch is asked again by the next sync. Returns profiles landed.
+    """
+    wanted: set[int] = set()
+    for match_id in match_ids:
+        body = landing.get(STATS, match_id)
+        if body is None:
+            continue
+        for player in orjson.loads(body).get("Players") or ():
+            player_id = str(player.get("PlayerId", ""))
+            if player.get("PlayerType") == 1 and player_id.startswith("xuid("):
+                wanted.add(int(player_id[5:-1]))
+    missing = sorted(x for x in wanted if not landing.has(PROFILE, str(x)) and not landing.absent_status(PROFILE, str(x)))
+    landed = 0
+    for i in range(0, len(missing), PROFILE_BATCH):
+        batch = missing[i:i + PROFILE_BATCH]
+        try:
+            users = await api.users_by_xuid(batch)
+        except aiohttp.ClientResponseError as exc:
+            if exc.status != 404:
+                continue
+            users = []
+        except (aiohttp.ClientError, TimeoutError):
+            continue
+        found = {str(u.get("xuid")): u for u in users}
+        for xuid in batch:
+            if str(xuid) in found:
+                landing.put(PROFILE, str(xuid), orjson.dumps(found[str(xuid)]))
+                landed += 1
+            else:
+                landing.mark_absent(PROFILE, str(xuid), 404)
+    return landed
 
 
 @dg.asset(
@@ -228,6 +320,8 @@ def raw_matches(
         async with halo_api.client() as api:
             result = await land_matches(api, landing, match_ids, concurrency=halo_api.max_in_flight * 2,
                                         refetch=config.refetch, skill=config.skill, film=config.film)
+            fetched = [m for m, row in result.items() if row["fetched_in_run"]]
+            await land_profiles(api, landing, fetched)
             return result, api.stats
 
     statuses, request_stats = run_api(fetch())
@@ -243,7 +337,11 @@ def raw_matches(
         rows[str(partition_key(xuid, month))] = df.height
         frames.append(df)
     index = pl.concat(frames) if frames else pl.DataFrame(schema=RAW_MATCHES_SCHEMA)
-    failed = index.filter(pl.col("stats_status") == "failed")
+    # A match of the history without its stats body is a gap, whether the API failed or answered 404.
+    failed = index.filter(pl.col("stats_status") != "landed")
+    # Every body that failed (stats, skill or film), with the error: which match, which fault.
+    failures = index.filter((pl.col("stats_status") != "landed") | (pl.col("skill_status") == "failed")
+                            | (pl.col("film_status") == "failed"))
     fetched = int(index["fetched_in_run"].sum() or 0)
     context.log.info(f"raw_matches: {index.height} matches, {fetched} fetched, {failed.height} failed, "
                      f"{request_stats.sent} requests ({request_stats.rate_limited} answered 429)")
@@ -254,10 +352,12 @@ def raw_matches(
         "api_requests": request_stats.sent,
         "api_retries": request_stats.retried,
         "api_429": request_stats.rate_limited,
+        "bodies_failed": failures.height,
     }
-    if failed.height:
-        metadata["failed_matches"] = dg.MetadataValue.md(
-            "\n".join(f"- {r['match_id']}: {r['error']}" for r in failed.iter_rows(named=True)))
+    if failures.height:
+        metadata["failed_matches"] = dg.MetadataValue.md("\n".join(
+            f"- {r['match_id']} (player {r['xuid']}): {r['error'] or r['stats_status']}"
+            for r in failures.unique("match_id", keep="first", maintain_order=True).iter_rows(named=True)))
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name="all_matches_landed", asset_key="raw_matches", passed=failed.height == 0,

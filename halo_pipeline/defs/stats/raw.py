@@ -6,12 +6,13 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
+import dagster as dg
 import orjson
 import polars as pl
 
 from halo_pipeline.storage.landing import PROFILE, SKILL, STATS
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline.transforms.film import HIGHLIGHT_EVENTS_SCHEMA, highlight_events
+from halo_pipeline.transforms.film import HIGHLIGHT_EVENTS_SCHEMA, FilmDecodeError, highlight_events
 
 #: Below this many film chunks, decoding in the step's own process beats starting a pool.
 POOL_THRESHOLD = 8
@@ -45,15 +46,19 @@ def profiles(wh: Warehouse, xuids: list[int]) -> list[dict]:
     return [orjson.loads(body) for x in xuids if (body := landing.get(PROFILE, str(x))) is not None]
 
 
-def _decode(args: tuple[str, bytes, int]) -> pl.DataFrame:
-    return highlight_events(*args)
+def _decode(args: tuple[str, bytes, int]) -> pl.DataFrame | str:
+    try:
+        return highlight_events(*args)
+    except FilmDecodeError as exc:
+        return str(exc)
 
 
 def decode_highlight_events(wh: Warehouse, match_ids: list[str]) -> pl.DataFrame:
     """Highlight events of the landed film chunks of ``match_ids``, decoded with spnkr's reader.
 
     spnkr's reader costs ~160 ms of CPU per match: many chunks are decoded in a process pool (spawned, one
-    worker per core). Chunks that cannot be decoded raise :class:`halo_pipeline.transforms.film.FilmDecodeError`.
+    worker per core). A chunk that cannot be decoded does not fail the partition: it is logged (one warning
+    line naming the match, in the run's event log) and skipped; the other matches' events are kept.
     """
     landing = wh.landing
     jobs = [(mid, *film) for mid in match_ids if (film := landing.get_film(mid)) is not None]
@@ -65,4 +70,7 @@ def decode_highlight_events(wh: Warehouse, match_ids: list[str]) -> pl.DataFrame
         workers = min(os.cpu_count() or 1, len(jobs))
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             frames = list(pool.map(_decode, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
-    return pl.concat(frames, how="vertical")
+    for error in (f for f in frames if isinstance(f, str)):
+        dg.get_dagster_logger().warning(f"highlight_events: skipped {error}")
+    frames = [f for f in frames if not isinstance(f, str)]
+    return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)

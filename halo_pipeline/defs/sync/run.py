@@ -1,58 +1,39 @@
 """A sync through Dagster: the runs that ``halo-pipeline sync`` launches (they show in the UI).
 
-For each registered player: page the match history to find the months that hold matches, then one run of
-``sync_job`` covering that player's months (a partition range: the run pages the history once, lands
-only the matches not yet landed, and derives every table), then the reference and catalog jobs.
+The plan is the delta sensor's (:mod:`halo_pipeline.defs.sync.plan`): per player, the months with matches
+newer than its watermark, as contiguous blocks, each one run of ``sync_job`` (a partition range: the run
+pages the history once, lands only the matches not landed yet and derives every table). ``--full`` runs
+``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Then the
+reference and catalog jobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from halo_pipeline.api.client import run_api
-from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.matches.history import entries_by_month, fetch_history
-from halo_pipeline.partitions import PLAYERS, partition_key
+from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.defs.sync.plan import PLAYER_TAG, run_requests
+from halo_pipeline.defs.sync.sensors import plan_players
+from halo_pipeline.ids import month_start, parse_month
+from halo_pipeline.partitions import FIRST_MONTH, PLAYERS, partition_range_tags
+
+#: The console shows warnings and errors only; every event is in the instance (the UI's run page).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
 class SyncReport:
-    """What a sync did: runs launched (id, job, partitions, success) and players with no match."""
+    """What a sync did: runs launched (id, job, partitions, success)."""
 
     runs: list[tuple[str, str, str, bool]] = field(default_factory=list)
-    players_without_matches: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return all(success for *_, success in self.runs)
-
-
-def months_with_matches(halo_api: HaloApiResource, xuid: int, since: datetime | None = None,
-                        match_type: str = "all") -> list[str]:
-    """Months (``YYYY-MM-01``, ascending) in which ``xuid`` has matches newer than ``since``."""
-
-    async def probe() -> list[dict]:
-        async with halo_api.client() as api:
-            return await fetch_history(api, xuid, since=since, match_type=match_type)
-
-    return sorted(entries_by_month(run_api(probe())))
-
-
-def partition_range_tags(xuid: int, first_month: str, last_month: str) -> dict[str, str]:
-    """Run tags selecting the partitions of ``xuid`` from ``first_month`` to ``last_month`` (one run)."""
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: str(partition_key(xuid, first_month)),
-        ASSET_PARTITION_RANGE_END_TAG: str(partition_key(xuid, last_month)),
-    }
-
-
-#: The console shows warnings and errors only; every event is in the instance (the UI's run page).
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, report: SyncReport,
@@ -64,28 +45,46 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, report
     return result.success
 
 
+def _label(tags: dict[str, str]) -> str:
+    start, end = (v for k, v in tags.items() if k.endswith(("range_start", "range_end")))
+    return f"{start[:7]}…{end[:7]}|{tags.get(PLAYER_TAG, start.split('|')[-1])}"
+
+
 def sync_players(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     halo_api: HaloApiResource,
+    warehouse: WarehouseResource,
     xuids: Iterable[int] | None = None,
     match_type: str = "all",
+    full: bool = False,
+    since: str | None = None,
+    max_matches: int | None = None,
     log: Callable[[str], None] = print,
 ) -> SyncReport:
-    """Sync ``xuids`` (default: every registered player) and refresh reference data and the catalog."""
+    """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog."""
     players = [int(x) for x in (xuids if xuids is not None else instance.get_dynamic_partitions(PLAYERS))]
     report = SyncReport()
-    log(f"reference data: {'ok' if execute(defs, 'reference_job', instance, report, label='reference') else 'FAILED'}")
-    for xuid in players:
-        months = months_with_matches(halo_api, xuid, match_type=match_type)
-        if not months:
-            report.players_without_matches.append(xuid)
-            log(f"{xuid}: no match in the history")
-            continue
-        label = f"{months[0][:7]}…{months[-1][:7]}|{xuid}"
-        config = {"ops": {"match_history": {"config": {"match_type": match_type}}}}
-        ok = execute(defs, "sync_job", instance, report, partition_range_tags(xuid, months[0], months[-1]),
-                     label, run_config=config)
-        log(f"{xuid}: months {months[0][:7]} → {months[-1][:7]}: {'ok' if ok else 'FAILED'}")
-    log(f"catalog: {'ok' if execute(defs, 'catalog_job', instance, report, label='catalog') else 'FAILED'}")
+    ok = execute(defs, "reference_job", instance, report, label="reference")
+    log(f"reference data: {'ok' if ok else 'FAILED'}")
+    if full:
+        first = parse_month(since) if since else FIRST_MONTH
+        config = {"ops": {"match_history": {"config": {
+            "match_type": match_type, "max_matches": max_matches,
+            "since": (since if len(since) > 7 else f"{since}-01") if since else None}}}}
+        for xuid in players:
+            tags = partition_range_tags(xuid, first, month_start(datetime.now(UTC))) | {PLAYER_TAG: str(xuid)}
+            ok = execute(defs, "full_sync", instance, report, tags, _label(tags), run_config=config)
+            log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
+    else:
+        for plan in plan_players(halo_api, warehouse, players):
+            requests = run_requests(plan, instance, match_type)
+            if not requests:
+                log(f"{plan.xuid}: up to date ({plan.history_calls} history call)")
+            for request in requests:
+                ok = execute(defs, "sync_job", instance, report, dict(request.tags), _label(request.tags),
+                             run_config=request.run_config)
+                log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
+    ok = execute(defs, "catalog_job", instance, report, label="catalog")
+    log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report

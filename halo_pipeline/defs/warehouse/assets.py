@@ -5,19 +5,22 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from halo_pipeline.api.resource import WarehouseResource
+from halo_pipeline.defs.analytics.assets import ANALYTICS_ASSETS, ANALYTICS_SCHEMAS
 from halo_pipeline.defs.matches.assets import RAW_MATCHES_SCHEMA, match_history, raw_matches
 from halo_pipeline.defs.reference.assets import REFERENCE_TABLES, medal_definitions, playlist_modes
 from halo_pipeline.defs.stats.assets import SCHEMAS, STATS_ASSETS
+from halo_pipeline.defs.sync.assets import sync_meta
+from halo_pipeline.defs.sync.state import SYNC_META, SYNC_META_SCHEMA
 from halo_pipeline.storage.catalog import refresh_catalog
 from halo_pipeline.transforms.matches import HISTORY_SCHEMA
 
 #: Every partitioned table and its declared columns (the catalog's empty views use them).
-TABLE_SCHEMAS = {"match_history": HISTORY_SCHEMA, "raw_matches": RAW_MATCHES_SCHEMA, **SCHEMAS}
+TABLE_SCHEMAS = {"match_history": HISTORY_SCHEMA, "raw_matches": RAW_MATCHES_SCHEMA, **SCHEMAS, **ANALYTICS_SCHEMAS}
 
 
 @dg.asset(
     group_name="warehouse",
-    deps=[match_history, raw_matches, *STATS_ASSETS, playlist_modes, medal_definitions],
+    deps=[match_history, raw_matches, *STATS_ASSETS, *ANALYTICS_ASSETS, sync_meta, playlist_modes, medal_definitions],
     kinds={"duckdb"},
 )
 def warehouse_catalog(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -28,7 +31,7 @@ def warehouse_catalog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh.root.mkdir(parents=True, exist_ok=True)
     # dagster-duckdb's resource retries while another process holds the file's write lock.
     with DuckDBResource(database=str(wh.catalog_path)).get_connection() as con:
-        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, REFERENCE_TABLES)
+        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, REFERENCE_TABLES, per_player={SYNC_META: SYNC_META_SCHEMA})
     lines = ["| table | rows |", "|---|---|"] + [f"| {t} | {n} |" for t, n in counts.items()]
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(wh.catalog_path)),

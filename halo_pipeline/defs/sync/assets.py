@@ -1,0 +1,35 @@
+"""The sync state asset (the seeds' ``sync_meta``)."""
+
+import dagster as dg
+import polars as pl
+
+from halo_pipeline.api.resource import WarehouseResource
+from halo_pipeline.defs.common import SINGLE_RUN, frame_metadata, run_partitions
+from halo_pipeline.defs.matches.assets import raw_matches
+from halo_pipeline.defs.stats.assets import STATS_ASSETS
+from halo_pipeline.defs.sync.state import SYNC_META_SCHEMA, write_state
+from halo_pipeline.partitions import player_month_partitions
+
+SYNC_GROUP = "sync"
+
+
+@dg.asset(
+    group_name=SYNC_GROUP,
+    partitions_def=player_month_partitions,
+    backfill_policy=SINGLE_RUN,
+    deps=[raw_matches, *STATS_ASSETS],
+    kinds={"parquet"},
+)
+def sync_meta(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Sync state per player (one row each, recomputed from the whole warehouse after every sync run):
+    xuid, last_sync_at (UTC), last_match_id, last_match_at, total_matches, failed_matches, watermark (UTC:
+    the newest match such that every older history match is landed and derived), months_synced,
+    sync_status (ok | incomplete | empty). The delta-sync sensor reads the watermark. Zero API calls.
+    Stored at ``warehouse/sync_meta/player=<xuid>/data.parquet``."""
+    wh = warehouse.warehouse()
+    rows = [write_state(wh, xuid) for xuid in run_partitions(context)]
+    df = pl.concat(rows) if rows else pl.DataFrame(schema=SYNC_META_SCHEMA)
+    metadata = frame_metadata(df)
+    for row in df.iter_rows(named=True):
+        metadata[f"watermark/{row['xuid']}"] = str(row["watermark"])
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,83 @@
+"""A player's sync state (the seeds' ``sync_meta``) and its **watermark**, computed from the warehouse alone.
+
+The watermark is the start time of the newest match such that every history match at or before it is
+landed *and* derived. A match that failed (``raw_matches.stats_status == "failed"``) or whose derived row is
+missing holds the watermark just below it, so the next delta sync re-requests its month: one failed run
+leaves no gap. A stats body the API answers 404 for (an expired match) is final and does not hold it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from halo_pipeline.storage.files import write_parquet_atomic
+from halo_pipeline.storage.warehouse import Warehouse
+
+SYNC_META = "sync_meta"
+
+#: One row per player. Times are UTC.
+SYNC_META_SCHEMA: dict[str, pl.DataType] = {
+    "xuid": pl.Int64,
+    "last_sync_at": pl.Datetime("us", "UTC"),  # when this row was computed (end of the player's last sync)
+    "last_match_id": pl.Utf8,  # newest derived match
+    "last_match_at": pl.Datetime("us", "UTC"),
+    "total_matches": pl.Int32,  # rows of match_facts
+    "failed_matches": pl.Int32,  # history matches whose stats could not be landed (retried by the next sync)
+    "watermark": pl.Datetime("us", "UTC"),  # see module docstring; null: nothing complete yet
+    "months_synced": pl.Int32,
+    "sync_status": pl.Utf8,  # ok | incomplete (failures waiting for the next sync) | empty
+}
+
+
+def state_path(wh: Warehouse, xuid: int) -> Path:
+    """``warehouse/sync_meta/player=<xuid>/data.parquet`` (one row)."""
+    return wh.root / SYNC_META / f"player={xuid}" / "data.parquet"
+
+
+def compute_state(wh: Warehouse, xuid: int, now: datetime | None = None) -> pl.DataFrame:
+    """The sync_meta row of ``xuid`` from all its ``raw_matches`` and ``match_facts`` partitions."""
+    index = wh.read_table("raw_matches", xuid, schema={"match_id": pl.Utf8, "start_time": pl.Datetime("us", "UTC"),
+                                                          "stats_status": pl.Utf8})
+    facts = wh.read_table("match_facts", xuid, schema={"match_id": pl.Utf8, "start_time": pl.Datetime("us", "UTC")})
+    derived = set(facts["match_id"].to_list())
+    blocking = index.filter(
+        (pl.col("stats_status") == "failed")
+        | ((pl.col("stats_status") == "landed") & ~pl.col("match_id").is_in(list(derived)))
+    )
+    if blocking.height:
+        oldest_gap = blocking["start_time"].min()
+        before = index.filter(pl.col("start_time") < oldest_gap)["start_time"]
+        watermark = before.max() if before.len() else None
+    else:
+        watermark = index["start_time"].max() if index.height else None
+    newest = facts.sort("start_time").tail(1)
+    failed = int((index["stats_status"] == "failed").sum())
+    return pl.DataFrame({
+        "xuid": [xuid],
+        "last_sync_at": [now or datetime.now(UTC)],
+        "last_match_id": [newest["match_id"][0] if newest.height else None],
+        "last_match_at": [newest["start_time"][0] if newest.height else None],
+        "total_matches": [facts.height],
+        "failed_matches": [failed],
+        "watermark": [watermark],
+        "months_synced": [len(wh.partition_files("raw_matches", xuid))],
+        "sync_status": ["incomplete" if blocking.height else ("ok" if index.height else "empty")],
+    }, schema=SYNC_META_SCHEMA)
+
+
+def write_state(wh: Warehouse, xuid: int) -> pl.DataFrame:
+    """Recompute and store the sync_meta row of ``xuid`` (atomic); returns it."""
+    row = compute_state(wh, xuid)
+    write_parquet_atomic(row, state_path(wh, xuid))
+    return row
+
+
+def read_watermark(wh: Warehouse, xuid: int) -> tuple[bool, datetime | None]:
+    """``(known, watermark)``: ``known`` is False for a player never synced (a full import is due)."""
+    path = state_path(wh, xuid)
+    if not path.exists():
+        return False, None
+    return True, pl.read_parquet(path, columns=["watermark"])["watermark"][0]

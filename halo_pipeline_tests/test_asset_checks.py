@@ -1,0 +1,97 @@
+"""Each asset check passes on consistent data and fails on data broken on purpose (real Dagster runs)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.defs.analytics.checks import ANALYTICS_CHECKS, last_syncs, stale_players
+from halo_pipeline.defs.matches.assets import raw_matches
+from halo_pipeline.defs.stats.assets import STATS_ASSETS
+from halo_pipeline.defs.sync.run import partition_range_tags
+from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.transforms._common import rows_frame
+from halo_pipeline.transforms.matches import MATCH_PARTICIPANTS_SCHEMA, MEDALS_SCHEMA, TEAM_STATS_SCHEMA
+from halo_pipeline_tests.analytics_data import XUID, fact, facts
+
+MONTH = "2025-03-01"
+OTHER = 2533274800000002
+
+
+def _write(wh: Warehouse, *, facts_rows=None, participants=None, teams=None, medal_ids=(1,)):
+    t = datetime(2025, 3, 2, tzinfo=UTC)
+    wh.write_partition("match_facts", XUID, MONTH, facts(facts_rows or [fact("a", t), fact("b", t + timedelta(hours=1))]))
+    wh.write_partition("match_participants", XUID, MONTH, rows_frame(participants or [
+        {"match_id": m, "xuid": x, "team_id": team, "team_count": 1, "kills": k, "accuracy": 50.0}
+        for m in ("a", "b") for x, team, k in ((XUID, 0, 10), (OTHER, 1, 7))], MATCH_PARTICIPANTS_SCHEMA))
+    wh.write_partition("team_stats", XUID, MONTH, rows_frame(teams if teams is not None else [
+        {"match_id": m, "team_id": team, "kills": k} for m in ("a", "b") for team, k in ((0, 10), (1, 7))],
+        TEAM_STATS_SCHEMA))
+    wh.write_partition("medals", XUID, MONTH, rows_frame(
+        [{"match_id": "a", "xuid": XUID, "name_id": n, "count": 1} for n in medal_ids], MEDALS_SCHEMA))
+    wh.write_reference("medal_definitions", pl.DataFrame({"name_id": [1, 2]}, schema={"name_id": pl.Int64}))
+    wh.write_partition("raw_matches", XUID, MONTH, pl.DataFrame({"match_id": ["a"]}))
+
+
+def _run(tmp_path) -> dict[str, bool]:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PLAYERS, [str(XUID)])
+    res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "halo_api": HaloApiResource(api_url="http://x")}
+    result = dg.materialize([raw_matches, *STATS_ASSETS, *ANALYTICS_CHECKS], instance=instance, resources=res,
+                            selection=dg.AssetSelection.checks(*ANALYTICS_CHECKS) - dg.AssetSelection.checks(
+                                ANALYTICS_CHECKS[-1]),
+                            tags=partition_range_tags(XUID, MONTH, MONTH))
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_all_checks_pass_on_consistent_data(tmp_path):
+    _write(Warehouse(tmp_path))
+    assert _run(tmp_path) == dict.fromkeys(
+        ["unique_match_id_per_owner", "owner_in_participants", "team_kills_match_participants",
+         "no_null_start_time", "accuracy_in_range", "medal_names_defined"], True)
+
+
+T = datetime(2025, 3, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("check, broken", [
+    ("unique_match_id_per_owner", {"facts_rows": [fact("a", T), fact("a", T)]}),
+    ("owner_in_participants", {"participants": [{"match_id": "a", "xuid": OTHER, "team_id": 1, "team_count": 1,
+                                                 "kills": 7}]}),
+    ("team_kills_match_participants", {"teams": [{"match_id": "a", "team_id": 0, "kills": 11}]}),
+    ("no_null_start_time", {"facts_rows": [fact("a", T), {**fact("b", T), "start_time": None}]}),
+    ("accuracy_in_range", {"facts_rows": [fact("a", T, accuracy=140.0)]}),
+    ("medal_names_defined", {"medal_ids": (1, 999)}),
+])
+def test_check_fails_on_broken_data(tmp_path, check, broken):
+    _write(Warehouse(tmp_path), **broken)
+    results = _run(tmp_path)
+    assert results[check] is False
+    assert all(passed for name, passed in results.items() if name != check)
+
+
+def test_infection_matches_without_teams_are_not_compared(tmp_path):
+    _write(Warehouse(tmp_path), teams=[])  # Teams: [] as in the infection recording
+    assert _run(tmp_path)["team_kills_match_participants"] is True
+
+
+def test_player_sync_fresh_fails_for_a_stale_player(tmp_path):
+    wh = Warehouse(tmp_path)
+    _write(wh)
+    last = last_syncs(wh, [XUID, OTHER])
+    now = datetime.now(UTC)
+    assert stale_players(last, now) == {OTHER: None}              # never synced
+    assert XUID in stale_players(last, now + timedelta(days=3))   # synced, but 3 days ago
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PLAYERS, [str(XUID), str(OTHER)])
+    res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "halo_api": HaloApiResource(api_url="http://x")}
+    result = dg.materialize([raw_matches, ANALYTICS_CHECKS[-1]], instance=instance, resources=res,
+                            selection=dg.AssetSelection.checks(ANALYTICS_CHECKS[-1]))
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert evaluation.check_name == "player_sync_fresh" and evaluation.passed is False
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN

@@ -1,0 +1,71 @@
+"""The real dagster-daemon with the delta-sync sensor on syncs a synthetic player through the emulator;
+the daemon is started in its own process group and stopped by that pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from halo_pipeline.emulator.server import Emulator
+from halo_pipeline.emulator.synthetic import SyntheticWorld
+from halo_pipeline.instance import ensure_home
+from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.storage.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.mark.timeout(400)
+def test_daemon_sensor_syncs_a_player(tmp_path):
+    world = SyntheticWorld(seed=21, players=1, months=2, matches_per_month=8)
+    xuid = world.players[0].xuid
+    home = ensure_home(tmp_path / "dagster_home")
+    data = tmp_path / "data"
+    with Emulator(synthetic=world) as emulator:
+        env = {**os.environ, "DAGSTER_HOME": str(home), "HALO_API_URL": emulator.url, "HALO_DATA_DIR": str(data),
+               "HALO_REFERENCE_DIR": str(REPO / "static" / "reference")}
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        started = subprocess.run([str(BIN / "dagster"), "sensor", "start", "delta_sync_sensor", "-w", "workspace.yaml"],
+                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wh = Warehouse(data)
+            expected = set(world.match_ids(xuid))
+            deadline = time.monotonic() + 300
+            landed: set[str] = set()
+            while time.monotonic() < deadline:
+                files = wh.partition_files("sync_meta")
+                if files:
+                    landed = set(wh.read_table("match_facts", xuid)["match_id"].to_list())
+                    if landed == expected:
+                        break
+                time.sleep(3)
+            assert landed == expected, f"{len(landed)}/{len(expected)} matches synced by the daemon's runs"
+        finally:
+            _stop(daemon)
+        assert daemon.returncode is not None
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))
+            assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+            assert all(r.tags.get("dagster/sensor_name") == "delta_sync_sensor" for r in runs)

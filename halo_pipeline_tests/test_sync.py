@@ -1,0 +1,225 @@
+"""Sync orchestration: delta-sync sensor ticks (ephemeral instance) against the emulator, gap-free retries,
+players, backfills with zero API calls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.definitions import defs
+from halo_pipeline.defs.sync.backfill import plan_backfill, run_backfill
+from halo_pipeline.defs.sync.plan import PLAYER_TAG
+from halo_pipeline.defs.sync.run import QUIET, sync_players
+from halo_pipeline.defs.sync.sensors import declared_players_sensor, delta_sync_sensor
+from halo_pipeline.emulator.server import Emulator
+from halo_pipeline.emulator.synthetic import SyntheticWorld
+from halo_pipeline.ids import InvalidInput
+from halo_pipeline.partitions import PLAYERS, split_key
+from halo_pipeline.players import add_player, registered, remove_player
+from halo_pipeline.storage.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = ["match_history", "raw_matches", "match_facts", "match_participants", "team_stats", "medals",
+          "personal_scores", "player_match_skill", "highlight_events", "xuid_aliases"]
+RUN_SPECIFIC = ["fetched_in_run"]
+
+
+def warehouse_tables(data_dir: Path) -> dict[str, pl.DataFrame]:
+    wh = Warehouse(data_dir)
+    out = {}
+    for table in TABLES:
+        df = wh.read_table(table, schema={"match_id": pl.Utf8})
+        out[table] = df.drop(RUN_SPECIFIC, strict=False).sort(pl.all())
+    return out
+
+
+def assert_same_warehouse(a: Path, b: Path) -> None:
+    left, right = warehouse_tables(a), warehouse_tables(b)
+    for table in TABLES:
+        assert left[table].equals(right[table]), f"{table} differs"
+
+
+def requested_partitions(result: dg.SensorResult) -> set[str]:
+    keys = set()
+    for request in result.run_requests or []:
+        start = request.tags["dagster/asset_partition_range_start"]
+        end = request.tags["dagster/asset_partition_range_end"]
+        xuid, first = split_key(start)
+        _, last = split_key(end)
+        from halo_pipeline.defs.sync.plan import month_range
+
+        keys |= {f"{m}|{xuid}" for m in month_range(first, last)}
+    return keys
+
+
+def month_keys(world: SyntheticWorld, xuid: int, ids: list[str] | None = None) -> set[str]:
+    import orjson
+
+    out = set()
+    for mid in ids if ids is not None else world.match_ids(xuid):
+        start = datetime.fromisoformat(orjson.loads(world.match_stats_body(mid))["MatchInfo"]["StartTime"])
+        out.add(f"{start:%Y-%m}-01|{xuid}")
+    return out
+
+
+class Harness:
+    """An ephemeral instance, the sensor's resources, and running what a tick requested."""
+
+    def __init__(self, emulator: Emulator, data_dir: Path, reference_dir: Path):
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.emulator = emulator
+        self.data_dir = data_dir
+        self.resources = {"halo_api": HaloApiResource(api_url=emulator.url),
+                          "warehouse": WarehouseResource(data_dir=str(data_dir), reference_dir=str(reference_dir))}
+        self.cursor = None
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources=self.resources)
+        result = delta_sync_sensor(context)
+        self.cursor = result.cursor
+        return result
+
+    def run(self, result: dg.SensorResult, **resource_overrides) -> list[bool]:
+        outcomes = []
+        for request in result.run_requests:
+            outcome = defs.resolve_job_def("sync_job").execute_in_process(
+                instance=self.instance, tags={**request.tags, "dagster/run_key": request.run_key},
+                run_config={**QUIET, **request.run_config}, resources={**self.resources, **resource_overrides},
+                raise_on_error=False)
+            outcomes.append(outcome.success)
+        return outcomes
+
+
+def test_delta_sensor_requests_exactly_new_months_and_leaves_no_gap(tmp_path):
+    world = SyntheticWorld(seed=11, players=2, months=3, matches_per_month=16)
+    a, b = (p.xuid for p in world.players)
+    with Emulator(synthetic=world) as emulator:
+        h = Harness(emulator, tmp_path / "data", REPO / "static" / "reference")
+        h.instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
+
+        first = h.tick()  # first import: exactly the months holding each player's matches
+        assert requested_partitions(first) == month_keys(world, a) | month_keys(world, b)
+        assert all(h.run(first))
+        emulator.reset_counts()
+        assert not h.tick().run_requests  # nothing new: nothing requested …
+        assert emulator.counts()["requests"]["match_history"] == 2  # … for one history call per player
+
+        new = world.add_matches([a], n=3, when=datetime(2025, 8, 3, 20, 0, tzinfo=UTC))
+        second = h.tick()
+        assert requested_partitions(second) == month_keys(world, a, new) == {f"2025-08-01|{a}"}
+        again = h.tick()  # a repeated tick before the run: the same run_key (deduped by Dagster)
+        assert [r.run_key for r in again.run_requests] == [r.run_key for r in second.run_requests]
+
+        # The run meets a 500 on every stats call and does not retry: its matches are recorded as failed.
+        emulator.set_faults("5xx:rate=1,codes=500,on=match_stats")
+        h.run(second, halo_api=HaloApiResource(api_url=emulator.url, max_attempts=1))
+        index = Warehouse(h.data_dir).read_partition("raw_matches", a, "2025-08-01")
+        assert set(index["stats_status"]) == {"failed"} and index["error"].str.contains("500").all()
+        emulator.set_faults(None)
+
+        retry = h.tick()  # the watermark did not move: the next tick asks again, with a new run_key
+        assert requested_partitions(retry) == {f"2025-08-01|{a}"}
+        assert retry.run_requests[0].run_key != second.run_requests[0].run_key
+        assert all(h.run(retry))
+        assert not h.tick().run_requests
+
+    # The final warehouse equals a fault-free sync of the same world, row for row.
+    with Emulator(synthetic=world) as emulator:
+        clean = Harness(emulator, tmp_path / "clean", REPO / "static" / "reference")
+        clean.instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
+        assert all(clean.run(clean.tick()))
+    assert_same_warehouse(h.data_dir, clean.data_dir)
+
+
+def test_sensor_tick_is_bounded_and_round_robin(tmp_path, monkeypatch):
+    from halo_pipeline.defs.sync import sensors
+
+    monkeypatch.setattr(sensors, "PLAYERS_PER_TICK", 2)
+    world = SyntheticWorld(seed=2, players=3, months=1, matches_per_month=6)
+    with Emulator(synthetic=world) as emulator:
+        h = Harness(emulator, tmp_path / "data", REPO / "static" / "reference")
+        xuids = sorted(str(p.xuid) for p in world.players)
+        h.instance.add_dynamic_partitions(PLAYERS, xuids)
+        seen = []
+        for _ in range(3):
+            result = h.tick()
+            seen.append({r.tags[PLAYER_TAG] for r in result.run_requests})
+        assert seen[0] == set(xuids[:2]) and seen[1] == {xuids[2], xuids[0]} and seen[2] == {xuids[1], xuids[2]}
+
+
+def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch):
+    world = SyntheticWorld(seed=4, players=1, months=3, matches_per_month=12)
+    xuid = world.players[0].xuid
+    with Emulator(synthetic=world) as emulator:
+        monkeypatch.setenv("HALO_API_URL", emulator.url)
+        monkeypatch.setenv("HALO_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        instance = dg.DagsterInstance.ephemeral()
+        wh = WarehouseResource().warehouse()
+        add_player(instance, wh.landing, HaloApiResource(), str(xuid))
+        assert sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None).ok
+        before = warehouse_tables(wh.data_dir)
+        files_before = {p: p.read_bytes() for p in wh.root.rglob("*.parquet")}
+
+        emulator.reset_counts()
+        dry = plan_backfill(instance, wh, str(xuid), "2025-04", "2025-06", refetch=False)
+        assert sum(len(v) for v in dry.match_ids.values()) == len(world.match_ids(xuid))
+        assert {p: p.read_bytes() for p in wh.root.rglob("*.parquet")} == files_before  # dry run wrote nothing
+
+        report = run_backfill(defs, instance, dry)
+        assert report.ok
+        assert sum(emulator.counts()["requests"].values()) == 0
+        after = warehouse_tables(wh.data_dir)
+        for table in TABLES:
+            assert after[table].equals(before[table]), table
+        for path in wh.root.rglob("*.parquet"):
+            df = pl.read_parquet(path)
+            assert df.height == df.unique().height, f"duplicates in {path}"
+
+        with pytest.raises(InvalidInput, match="before the first partition month"):
+            plan_backfill(instance, wh, str(xuid), "2019-01", "2019-02")
+        with pytest.raises(InvalidInput, match="unknown asset"):
+            plan_backfill(instance, wh, str(xuid), "2025-04", "2025-05", assets="nope")
+        with pytest.raises(InvalidInput, match="never synced"):
+            plan_backfill(instance, wh, str(xuid), "2025-01", "2025-05")
+
+
+def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
+    world = SyntheticWorld(seed=9, players=3, months=1, matches_per_month=6)
+    p1, p2, p3 = world.players
+    with Emulator(synthetic=world) as emulator:
+        instance = dg.DagsterInstance.ephemeral()
+        wh = Warehouse(tmp_path / "data")
+        api = HaloApiResource(api_url=emulator.url)
+        assert add_player(instance, wh.landing, api, p1.gamertag).xuid == p1.xuid
+        with pytest.raises(InvalidInput, match="already registered"):
+            add_player(instance, wh.landing, api, str(p1.xuid))
+        with pytest.raises(InvalidInput, match="unknown gamertag"):
+            add_player(instance, wh.landing, api, "Nobody Here")
+        with pytest.raises(InvalidInput, match="invalid xuid"):
+            add_player(instance, wh.landing, api, "12345")
+        with pytest.raises(InvalidInput, match="invalid gamertag"):
+            add_player(instance, wh.landing, api, "../etc|x")
+        assert [(p.xuid, p.gamertag) for p in registered(instance, wh.landing)] == [(p1.xuid, p1.gamertag)]
+
+        players_file = tmp_path / "players.yaml"
+        players_file.write_text(f"players:\n  - gamertag: {p2.gamertag}\n  - {p3.xuid}\n  - {p1.gamertag}\n")
+        monkeypatch.setenv("HALO_PLAYERS_FILE", str(players_file))
+        resources = {"halo_api": api, "warehouse": WarehouseResource(data_dir=str(wh.data_dir))}
+        result = declared_players_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        (request,) = result.dynamic_partitions_requests
+        assert sorted(request.partition_keys) == sorted([str(p2.xuid), str(p3.xuid)])
+
+        wh.write_partition("match_facts", p1.xuid, "2025-01-01", pl.DataFrame({"match_id": ["x"]}))
+        remove_player(instance, wh, str(p1.xuid))
+        assert wh.partition_files("match_facts", p1.xuid)  # data kept
+        instance.add_dynamic_partitions(PLAYERS, [str(p1.xuid)])
+        remove_player(instance, wh, str(p1.xuid), purge=True)
+        assert not wh.partition_files("match_facts", p1.xuid)
+        with pytest.raises(InvalidInput, match="not registered"):
+            remove_player(instance, wh, str(p1.xuid))
