@@ -70,6 +70,49 @@ def build(root: Path, players: int, months: int, matches: int, seed: int = 1) ->
     return participants_rows
 
 
+def time_queries(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[str, int]]:
+    """Build the catalog over ``root`` and time each query: ``{name: (rows, cold ms, median ms of 5)}``."""
+    wh = Warehouse(root)
+    out = {}
+    with duckdb.connect(str(wh.catalog_path)) as con:
+        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, [])
+        queries = {name: f"SELECT * FROM {name}" for name in
+                   ("mv_map_stats", "mv_mode_category_stats", "mv_session_stats", "mv_global_stats")}
+        queries["mv_map_stats, one player"] = "SELECT * FROM mv_map_stats WHERE xuid = 2533274900000007"
+        queries["match list of one player"] = ("SELECT match_id, start_time, kills, deaths FROM match_facts "
+                                               "WHERE xuid = 2533274900000001 ORDER BY start_time DESC")
+        queries["match_participants count by match (raw)"] = \
+            "SELECT count(*) FROM (SELECT match_id, sum(kills) FROM match_participants GROUP BY match_id)"
+        for name, sql in queries.items():
+            times = []
+            for _ in range(6):
+                t = time.perf_counter()
+                rows = con.execute(sql).fetchall()
+                times.append((time.perf_counter() - t) * 1000)
+            out[name] = (len(rows), times[0], statistics.median(times[1:]))
+    return out, counts
+
+
+def run(smoke: bool = False):
+    """The benchmark runner's entry point: figures with the raw participants scan as same-run baseline."""
+    from benchmarks._common import Result
+
+    players, months, matches = (2, 2, 10) if smoke else (50, 24, 125)
+    result = Result(f"(f) Queries: {players} players × {months} months × {matches} matches")
+    with tempfile.TemporaryDirectory(prefix="halo-bench-queries-") as tmp:
+        t = time.perf_counter()
+        rows = build(Path(tmp), players, months, matches)
+        built = time.perf_counter() - t
+        figures, counts = time_queries(Path(tmp))
+    base = figures["match_participants count by match (raw)"][2]
+    for name, (n, cold, median) in figures.items():
+        result.add(f"{name} ({n} rows)", median, "ms median", base, median / base)
+    result.notes.append(f"{rows:,} match_participants rows, {counts['match_facts']:,} match_facts rows, "
+                        f"{players * months:,} partitions per table (built in {built:.0f} s); "
+                        "baseline: the raw GROUP BY over match_participants")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=50)
@@ -82,25 +125,11 @@ def main() -> None:
     rows = build(root, args.players, args.months, args.matches)
     print(f"warehouse: {root} — {args.players} players × {args.months} months, {rows:,} participant rows, "
           f"{args.players * args.months * args.matches:,} matches (built in {time.perf_counter() - t:.1f} s)")
-    wh = Warehouse(root)
-    with duckdb.connect(str(wh.catalog_path)) as con:
-        t = time.perf_counter()
-        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, [])
-        print(f"catalog refresh: {time.perf_counter() - t:.2f} s")
-        queries = {name: f"SELECT * FROM {name}" for name in
-                   ("mv_map_stats", "mv_mode_category_stats", "mv_session_stats", "mv_global_stats")}
-        queries["mv_map_stats, one player"] = "SELECT * FROM mv_map_stats WHERE xuid = 2533274900000007"
-        queries["match_participants count by match (raw)"] = \
-            "SELECT count(*) FROM (SELECT match_id, sum(kills) FROM match_participants GROUP BY match_id)"
-        print(f"{'query':<42}{'rows':>9}{'cold ms':>10}{'median ms':>11}")
-        for name, sql in queries.items():
-            times = []
-            for _ in range(6):
-                t = time.perf_counter()
-                out = con.execute(sql).fetchall()
-                times.append((time.perf_counter() - t) * 1000)
-            print(f"{name:<42}{len(out):>9}{times[0]:>10.1f}{statistics.median(times[1:]):>11.1f}")
-        print(f"rows: match_participants {counts['match_participants']:,}, match_facts {counts['match_facts']:,}")
+    figures, counts = time_queries(root)
+    print(f"{'query':<42}{'rows':>9}{'cold ms':>10}{'median ms':>11}")
+    for name, (n, cold, median) in figures.items():
+        print(f"{name:<42}{n:>9}{cold:>10.1f}{median:>11.1f}")
+    print(f"rows: match_participants {counts['match_participants']:,}, match_facts {counts['match_facts']:,}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from halo_pipeline.ids import InvalidInput
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("HALO_DATA_DIR") or "data").resolve()
+    from halo_pipeline.storage.files import data_root
+
+    return data_root(os.environ.get("HALO_DATA_DIR") or "data")  # a local Path, or a UPath for s3://…
 
 
 def _instance():
@@ -23,10 +25,11 @@ def _instance():
     import dagster as dg
 
     from halo_pipeline.instance import ensure_home
-    from halo_pipeline.storage.files import check_writable_dir
+    from halo_pipeline.storage.files import check_writable_dir, is_remote
 
     check_writable_dir(_data_dir(), "HALO_DATA_DIR")
-    ensure_home(Path(os.environ.setdefault("DAGSTER_HOME", str(_data_dir() / "dagster_home"))))
+    local = Path("dagster_home").resolve() if is_remote(_data_dir()) else _data_dir() / "dagster_home"
+    ensure_home(Path(os.environ.setdefault("DAGSTER_HOME", str(local))))
     return dg.DagsterInstance.get()
 
 
@@ -180,7 +183,7 @@ def backfill(player_value, first, last, assets, refetch, dry_run) -> None:
         return
     from halo_pipeline.definitions import defs
 
-    report = run_backfill(defs, instance, plan)
+    report = run_backfill(defs, instance, plan, warehouse)
     if not report.ok:
         raise click.ClickException("backfill failed: " + ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok))
     click.echo(f"backfill done: run {report.runs[0][0]}")

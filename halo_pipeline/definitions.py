@@ -16,7 +16,12 @@ from halo_pipeline.defs.reference.assets import medal_definitions, playlist_mode
 from halo_pipeline.defs.stats.assets import STATS_ASSETS
 from halo_pipeline.defs.sync.assets import sync_meta
 from halo_pipeline.defs.sync.jobs import JOBS
-from halo_pipeline.defs.sync.sensors import build_delta_schedule, declared_players_sensor, delta_sync_sensor
+from halo_pipeline.defs.sync.sensors import (
+    analytics_follow_up_sensor,
+    build_delta_schedule,
+    declared_players_sensor,
+    delta_sync_sensor,
+)
 from halo_pipeline.defs.warehouse.assets import warehouse_catalog
 
 ASSETS = [playlist_modes, medal_definitions, match_history, raw_matches, *STATS_ASSETS, *ANALYTICS_ASSETS, sync_meta,
@@ -26,7 +31,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ANALYTICS_CHECKS,
     jobs=JOBS,
-    sensors=[delta_sync_sensor, declared_players_sensor],
+    sensors=[delta_sync_sensor, declared_players_sensor, analytics_follow_up_sensor],
     schedules=[build_delta_schedule()],
     resources={"halo_api": HaloApiResource(), "warehouse": WarehouseResource()},
     # Steps are cheap and write their own files: running them in the run's process avoids a process start

@@ -20,7 +20,7 @@ import polars as pl
 
 from halo_pipeline.ids import InvalidInput, parse_month, parse_xuid
 from halo_pipeline.storage.catalog import ARCHIVE_DIR
-from halo_pipeline.storage.files import write_bytes_atomic, write_parquet_atomic
+from halo_pipeline.storage.files import read_parquet, write_bytes_atomic, write_parquet_atomic
 from halo_pipeline.storage.landing import SKILL, STATS
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
 
@@ -72,7 +72,7 @@ def export_table(wh: Warehouse, table: str, out: Path, fmt: str = "parquet", pla
         for month, path in sorted(player_files(wh, table, xuid).items()):
             if start is not None and month < parse_month(start.strftime("%Y-%m")):
                 continue
-            frames.append(pl.read_parquet(path).with_columns(owner_xuid=pl.lit(xuid, pl.Int64)))
+            frames.append(read_parquet(path).with_columns(owner_xuid=pl.lit(xuid, pl.Int64)))
     df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     if start is not None and "start_time" in df.columns:
         df = df.filter(pl.col("start_time") >= start)
@@ -97,7 +97,7 @@ def _player_files(wh: Warehouse, xuid: int) -> list[Path]:
                 files.update(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     match_ids: set[str] = set()
     for path in [p for p in files if "raw_matches" in p.parts and p.name == PARQUET_NAME]:
-        match_ids.update(pl.read_parquet(path, columns=["match_id"])["match_id"].to_list())
+        match_ids.update(read_parquet(path, columns=["match_id"])["match_id"].to_list())
     raw = wh.landing.root
     for mid in match_ids:
         for kind in (STATS, SKILL, "film"):

@@ -5,7 +5,6 @@ Dagster has no command for adding dynamic partition keys; ``halo-pipeline player
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 import aiohttp
@@ -16,6 +15,7 @@ from halo_pipeline.api.client import run_api
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.ids import InvalidInput, check_gamertag, looks_like_xuid, parse_xuid
 from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.storage.files import remove_tree
 from halo_pipeline.storage.landing import PROFILE, RawLanding
 from halo_pipeline.storage.warehouse import Warehouse
 
@@ -99,5 +99,5 @@ def remove_player(instance: dg.DagsterInstance, warehouse: Warehouse, value: str
     instance.delete_dynamic_partition(PLAYERS, str(xuid))
     if purge and warehouse.root.exists():
         for folder in warehouse.root.glob(f"*/player={xuid}"):
-            shutil.rmtree(folder)
+            remove_tree(folder)
     return xuid

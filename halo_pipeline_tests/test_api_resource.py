@@ -75,3 +75,33 @@ def test_live_mode_without_tokens_names_the_variable(monkeypatch):
 
     with pytest.raises(MissingCredentials, match="HALO_SPARTAN_TOKEN"):
         run_api(go())
+
+
+def test_expired_token_is_refreshed_once_and_requests_succeed():
+    world = SyntheticWorld(seed=7, players=1, months=1, matches_per_month=10)
+    xuid = world.players[0].xuid
+    with Emulator(synthetic=world, faults="401:after=3") as emulator:
+        api = HaloApiResource(api_url=emulator.url)
+
+        async def go():
+            async with api.client() as client:
+                pages = [await client.match_history(xuid, 0, 5) for _ in range(10)]
+                return pages, client.stats
+
+        pages, stats = run_api(go())
+        counts = emulator.counts()
+    assert all(p["ResultCount"] == 5 for p in pages)
+    assert counts["unauthorized"] >= 1 and stats.refreshed == counts["unauthorized"]
+
+
+def test_auth_without_azure_app_names_the_variable(monkeypatch):
+    import subprocess
+    import sys
+
+    for name in ("HALO_AZURE_CLIENT_ID", "HALO_AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    result = subprocess.run([sys.executable, "-m", "halo_pipeline.cli", "auth"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        result.stderr.strip()] and "HALO_AZURE_CLIENT_ID" in result.stderr

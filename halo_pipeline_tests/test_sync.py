@@ -171,7 +171,7 @@ def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch
         assert sum(len(v) for v in dry.match_ids.values()) == len(world.match_ids(xuid))
         assert {p: p.read_bytes() for p in wh.root.rglob("*.parquet")} == files_before  # dry run wrote nothing
 
-        report = run_backfill(defs, instance, dry)
+        report = run_backfill(defs, instance, dry, WarehouseResource())
         assert report.ok
         assert sum(emulator.counts()["requests"].values()) == 0
         after = warehouse_tables(wh.data_dir)
@@ -223,3 +223,37 @@ def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
         assert not wh.partition_files("match_facts", p1.xuid)
         with pytest.raises(InvalidInput, match="not registered"):
             remove_player(instance, wh, str(p1.xuid))
+
+
+def test_delta_sync_refreshes_the_analytics_it_made_stale(tmp_path, monkeypatch):
+    """A session crossing a month boundary, synced one month at a time, equals a sync of everything at once."""
+    world = SyntheticWorld(seed=8, players=1, months=1, matches_per_month=6)
+    xuid = world.players[0].xuid
+
+    def sync(data_dir: Path, instance) -> None:
+        monkeypatch.setenv("HALO_DATA_DIR", str(data_dir))
+        assert sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None).ok
+
+    with Emulator(synthetic=world) as emulator:
+        monkeypatch.setenv("HALO_API_URL", emulator.url)
+        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        step = dg.DagsterInstance.ephemeral()
+        step.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        sync(tmp_path / "step", step)
+        world.add_matches([xuid], n=1, when=datetime(2025, 7, 31, 23, 40, tzinfo=UTC))
+        sync(tmp_path / "step", step)
+        world.add_matches([xuid], n=1, when=datetime(2025, 8, 1, 0, 4, tzinfo=UTC))
+        sync(tmp_path / "step", step)  # requests 2025-08 only; the follow-up re-derives 2025-07's sessions
+
+        once = dg.DagsterInstance.ephemeral()
+        once.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        sync(tmp_path / "once", once)
+
+    step_sessions = Warehouse(tmp_path / "step").read_table("sessions", xuid).sort("start_time")
+    once_sessions = Warehouse(tmp_path / "once").read_table("sessions", xuid).sort("start_time")
+    assert step_sessions.equals(once_sessions)
+    crossing = step_sessions.filter(pl.col("end_time") >= datetime(2025, 8, 1, tzinfo=UTC))
+    assert crossing.height == 1 and crossing["start_time"][0] < datetime(2025, 8, 1, tzinfo=UTC)
+    for table in ("performance_scores", "session_stats"):
+        assert Warehouse(tmp_path / "step").read_table(table, xuid).sort(pl.all()).equals(
+            Warehouse(tmp_path / "once").read_table(table, xuid).sort(pl.all())), table

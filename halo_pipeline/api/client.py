@@ -75,6 +75,7 @@ class HaloApiClient:
         base_url: str | None = None,
         timeout_seconds: float = 30.0,
         max_attempts: int = 6,
+        backoff_max_seconds: float = 30.0,
     ) -> HaloApiClient:
         """Open a session: live when ``base_url`` is ``None``, else redirected there (the emulator)."""
         stats = RequestStats()
@@ -83,12 +84,14 @@ class HaloApiClient:
         async def refresh_auth(expired):
             return await refresher[0](expired)
 
-        middlewares = [resilience_middleware(gate, stats, max_attempts=max_attempts, refresh_auth=refresh_auth)]
+        middlewares = [resilience_middleware(gate, stats, max_attempts=max_attempts, refresh_auth=refresh_auth,
+                                             backoff_max_seconds=backoff_max_seconds)]
         if base_url:
             middlewares.append(redirect_middleware(base_url))
         session = aiohttp.ClientSession(
             middlewares=tuple(middlewares),
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            # Per attempt, not per call: a total timeout would also count the retries and Retry-After waits.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_seconds, sock_read=timeout_seconds),
             connector=aiohttp.TCPConnector(limit=gate.max_in_flight * 2),
         )
         # spnkr's own limiter acquires after sending; ours (in the middleware) is the one that counts.

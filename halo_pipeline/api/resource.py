@@ -12,6 +12,7 @@ from pydantic import Field
 from halo_pipeline.api.auth import MissingCredentials
 from halo_pipeline.api.client import HaloApiClient
 from halo_pipeline.api.resilience import process_gate
+from halo_pipeline.storage.files import data_root
 from halo_pipeline.storage.warehouse import Warehouse
 
 EMULATOR_TOKEN = "emulator"
@@ -34,8 +35,9 @@ class HaloApiResource(dg.ConfigurableResource):
     clearance_token_env: str = "HALO_CLEARANCE_TOKEN"
     requests_per_second: float = Field(default=5.0, gt=0, description="Per API service, whole process.")
     max_in_flight: int = Field(default=8, ge=1)
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per attempt: connect, and each read.")
     max_attempts: int = Field(default=6, ge=1, description="Attempts per request (429/5xx/timeouts).")
+    backoff_max_seconds: float = Field(default=30.0, gt=0, description="Longest wait between two attempts.")
 
     def resolved_url(self) -> str | None:
         """The emulator URL in force, or ``None`` for the live API."""
@@ -71,6 +73,7 @@ class HaloApiResource(dg.ConfigurableResource):
             base_url=self.resolved_url(),
             timeout_seconds=self.timeout_seconds,
             max_attempts=self.max_attempts,
+            backoff_max_seconds=self.backoff_max_seconds,
         )
         try:
             yield api
@@ -81,13 +84,16 @@ class HaloApiResource(dg.ConfigurableResource):
 class WarehouseResource(dg.ConfigurableResource):
     """Where data lives: ``data_dir`` (or env ``HALO_DATA_DIR``, default ``data``) holds ``warehouse/``
     (Parquet + ``halo.duckdb``) and ``raw/`` (raw landing); ``reference_dir`` (or env
-    ``HALO_REFERENCE_DIR``, default ``static/reference``) holds the reference JSON files."""
+    ``HALO_REFERENCE_DIR``, default ``static/reference``) holds the reference JSON files. ``data_dir`` may be
+    object storage, ``s3://bucket/prefix`` (a ``UPath``; s3fs reads the usual ``AWS_*`` variables, e.g.
+    ``AWS_ENDPOINT_URL`` for a non-AWS store)."""
 
     data_dir: str = Field(default="", description="Empty: $HALO_DATA_DIR, else 'data'.")
     reference_dir: str = Field(default="", description="Empty: $HALO_REFERENCE_DIR, else 'static/reference'.")
 
     def data_path(self) -> Path:
-        return Path(self.data_dir or dg.EnvVar("HALO_DATA_DIR").get_value() or "data").resolve()
+        """The absolute local folder, or a ``UPath`` for an ``s3://…`` (any fsspec URL) location."""
+        return data_root(self.data_dir or dg.EnvVar("HALO_DATA_DIR").get_value() or "data")
 
     def reference_path(self) -> Path:
         return Path(self.reference_dir or dg.EnvVar("HALO_REFERENCE_DIR").get_value() or "static/reference").resolve()

@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 from dagster_polars.io_managers.utils import get_metadata_schema
 
+from halo_pipeline.ids import InvalidInput
 from halo_pipeline.partitions import split_key
 
 #: Every partitioned asset lets one run cover many partitions (cheap backfills, `--partition-range`).
@@ -22,7 +23,10 @@ def run_partitions(context: dg.AssetExecutionContext) -> dict[int, list[str]]:
     """The partitions of this run as ``{xuid: [month, …]}`` (months ``YYYY-MM-01``, ascending)."""
     by_player: dict[int, list[str]] = defaultdict(list)
     for key in context.partition_keys:
-        xuid, month = split_key(key)
+        try:
+            xuid, month = split_key(key)
+        except InvalidInput as exc:
+            raise dg.Failure(str(exc)) from None
         by_player[xuid].append(month)
     return {x: sorted(set(m)) for x, m in by_player.items()}
 

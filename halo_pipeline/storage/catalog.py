@@ -3,6 +3,15 @@
 DuckDB is the query engine, not the store: the catalog file ``warehouse/halo.duckdb`` only holds views
 (and the empty typed tables that stand for tables with no file yet). DuckDB allows one writer per file, so
 :func:`refresh_catalog` is only called by the ``warehouse_catalog`` asset; readers open it read-only.
+
+With the warehouse on object storage (``HALO_DATA_DIR=s3://…``) the catalog file is local
+(:attr:`Warehouse.catalog_path`) and its views read ``s3://…`` paths. DuckDB's own S3 reader is the ``httpfs``
+extension, which DuckDB downloads from its extension site on first use (``INSTALL httpfs``); nothing ships it for
+the DuckDB release we use (PyPI's ``duckdb-extension-httpfs`` pins an older DuckDB and would downgrade it), and
+that site is not reachable from every machine. So a connection reads ``s3://`` through the warehouse's own fsspec
+file system instead (``con.register_filesystem``: the same s3fs client, endpoint and credentials that wrote the
+files): open the catalog with :func:`connect_catalog`, or call :func:`attach_filesystem` on your connection.
+Where httpfs can be installed, ``LOAD httpfs`` + an S3 secret reads the same views without fsspec.
 """
 
 from __future__ import annotations
@@ -14,6 +23,22 @@ import duckdb
 import polars as pl
 
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
+
+
+def attach_filesystem(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> duckdb.DuckDBPyConnection:
+    """Let ``con`` read the warehouse's object storage (``s3://…``) through its fsspec file system; a no-op for
+    a local warehouse or when that protocol is already registered on ``con``."""
+    if wh.remote:
+        fs = wh.data_dir.fs
+        protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+        if not protocols & set(con.list_filesystems()):
+            con.register_filesystem(fs)
+    return con
+
+
+def connect_catalog(wh: Warehouse, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to the catalog file that can read every view, the warehouse local or on object storage."""
+    return attach_filesystem(duckdb.connect(str(wh.catalog_path), read_only=read_only), wh)
 
 
 def _quote(path: str) -> str:
@@ -34,6 +59,7 @@ def refresh_catalog(
     has ``start_time``). ``per_player`` tables (one file per player, ``<table>/player=<xuid>/data.parquet``)
     are read whole. A table with no file yet gets an empty view with its declared columns.
     """
+    attach_filesystem(con, wh)
     counts: dict[str, int] = {}
     hive_columns = dict.fromkeys(partitioned, "player, year, month") | dict.fromkeys(per_player or {}, "player")
     for table, schema in {**partitioned, **(per_player or {})}.items():
@@ -130,7 +156,7 @@ def summary(wh: Warehouse) -> str:
     if not wh.catalog_path.exists():
         return f"no catalog at {wh.catalog_path}: run `halo-pipeline sync` first"
     lines = [f"warehouse: {wh.root}", "", f"{'table':<24}{'rows':>10}  date range (UTC)"]
-    with duckdb.connect(str(wh.catalog_path), read_only=True) as con:
+    with connect_catalog(wh) as con:
         tables = [r[0] for r in con.execute(
             "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name").fetchall()]
         for table in tables:

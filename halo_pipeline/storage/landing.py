@@ -10,6 +10,8 @@ Layout under ``<data_dir>/raw``::
     film/<id[:2]>/<match_id>.v<NN>.gz     the highlight-events film chunk (already zlib data), film version NN
     profile/<xuid[:2]>/<xuid>.json.gz     one user object of profile ``/users?xuids=…`` or ``/users/gt(…)``
     <kind>/…/<key>.absent                 the API answered 404 for it: not asked again (5xx are never marked)
+
+``root`` may be on object storage (an ``s3://…`` UPath): each body is then one object, written by one PUT.
 """
 
 from __future__ import annotations

@@ -3,28 +3,40 @@
 ``<data_dir>/warehouse/<table>/player=<xuid>/year=<yyyy>/month=<mm>/data.parquet`` for partitioned tables
 and ``<data_dir>/warehouse/reference/<table>.parquet`` for reference tables. One writer per partition file;
 every write is atomic, and re-writing a partition replaces it whole (never a duplicate row).
+
+``data_dir`` is a local folder or an object-storage ``UPath`` (``s3://bucket/prefix``, see
+:func:`halo_pipeline.storage.files.data_root`): the layout is the same, every path below is of the same kind.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from halo_pipeline.storage.files import write_parquet_atomic
+from halo_pipeline.storage.files import is_remote, read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import RawLanding
 
 PARQUET_NAME = "data.parquet"
 REFERENCE = "reference"
+#: Where the DuckDB catalog lives when the warehouse is on object storage (DuckDB writes a database file
+#: only on a local disk): this variable, else ``halo.duckdb`` in the current folder.
+CATALOG_ENV = "HALO_CATALOG_PATH"
 
 
 @dataclass(frozen=True)
 class Warehouse:
-    """Paths and reads/writes of the warehouse under ``data_dir``."""
+    """Paths and reads/writes of the warehouse under ``data_dir`` (a local folder or an object-storage UPath)."""
 
     data_dir: Path
+
+    @property
+    def remote(self) -> bool:
+        """Whether the warehouse is on object storage."""
+        return is_remote(self.data_dir)
 
     @property
     def root(self) -> Path:
@@ -33,7 +45,10 @@ class Warehouse:
 
     @property
     def catalog_path(self) -> Path:
-        """The DuckDB catalog file: ``<data_dir>/warehouse/halo.duckdb``."""
+        """The DuckDB catalog file: ``<data_dir>/warehouse/halo.duckdb``; with the warehouse on object
+        storage, a local file: ``$HALO_CATALOG_PATH``, else ``./halo.duckdb`` (its views read ``s3://…``)."""
+        if self.remote:
+            return Path(os.environ.get(CATALOG_ENV) or "halo.duckdb").resolve()
         return self.root / "halo.duckdb"
 
     @property
@@ -63,7 +78,7 @@ class Warehouse:
         """
         path = self.partition_path(table, xuid, month)
         if path.exists():
-            return pl.read_parquet(path)
+            return read_parquet(path)
         if schema is None:
             raise FileNotFoundError(f"{table}: partition {month}|{xuid} has not been materialized ({path})")
         return pl.DataFrame(schema=dict(schema))
@@ -91,7 +106,7 @@ class Warehouse:
             if schema is None:
                 raise FileNotFoundError(f"{table}: no partition materialized under {self.root / table}")
             return pl.DataFrame(schema=dict(schema))
-        return pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+        return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
 
     def reference_path(self, table: str) -> Path:
         return self.root / REFERENCE / f"{table}.parquet"
@@ -109,4 +124,4 @@ class Warehouse:
         path = self.reference_path(table)
         if not path.exists():
             raise FileNotFoundError(f"reference table {table} has not been materialized ({path})")
-        return pl.read_parquet(path)
+        return read_parquet(path)

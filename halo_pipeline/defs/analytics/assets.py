@@ -23,6 +23,7 @@ from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
 from halo_pipeline.defs.common import API_POOL, SINGLE_RUN, frame_metadata, run_partitions
 from halo_pipeline.defs.stats.assets import match_facts, match_participants
 from halo_pipeline.partitions import partition_key, player_month_partitions
+from halo_pipeline.storage.files import read_parquet
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
 from halo_pipeline.transforms import analytics as ta
 from halo_pipeline.transforms.matches import MATCH_FACTS_SCHEMA
@@ -74,7 +75,7 @@ def player_table(wh: Warehouse, table: str, xuid: int, schema: dict, until: str 
              if (until is None or m <= until) and (since is None or m >= since)]
     if not paths:
         return pl.DataFrame(schema=schema)
-    return pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+    return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
 
 
 def _next_month(month: str) -> str:
@@ -94,7 +95,7 @@ def players_per_match(wh: Warehouse, xuid: int, until: str) -> pl.DataFrame:
 
 
 def _reference(wh: Warehouse, table: str) -> pl.DataFrame | None:
-    return pl.read_parquet(p) if (p := wh.reference_path(table)).exists() else None
+    return read_parquet(p) if (p := wh.reference_path(table)).exists() else None
 
 
 def _write_all(context: dg.AssetExecutionContext, wh: Warehouse, name: str, schema: dict, derive) -> dict:

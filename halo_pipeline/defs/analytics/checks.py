@@ -17,6 +17,7 @@ from halo_pipeline.defs.common import preview_markdown, run_partitions
 from halo_pipeline.defs.matches.assets import raw_matches
 from halo_pipeline.defs.stats.assets import match_facts, match_participants, medals, team_stats
 from halo_pipeline.partitions import PLAYERS, player_month_partitions
+from halo_pipeline.storage.files import read_parquet
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms import analytics as ta
 from halo_pipeline.transforms.matches import (
@@ -105,7 +106,7 @@ def medal_names_defined(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     wh = warehouse.warehouse()
     seen = _read(context, wh, "medals", MEDALS_SCHEMA)
     path = wh.reference_path("medal_definitions")
-    definitions = pl.read_parquet(path) if path.exists() else pl.DataFrame(schema={"name_id": pl.Int64})
+    definitions = read_parquet(path) if path.exists() else pl.DataFrame(schema={"name_id": pl.Int64})
     unknown = ta.undefined_medals(seen, definitions)
     return dg.AssetCheckResult(
         passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
@@ -121,7 +122,7 @@ def last_syncs(wh: Warehouse, xuids: Iterable[int]) -> dict[int, datetime | None
         state = wh.root / "sync_meta" / f"player={xuid}" / "data.parquet"
         when = None
         if state.exists():
-            when = pl.read_parquet(state)["last_sync_at"].max()
+            when = read_parquet(state)["last_sync_at"].max()
         if when is None:
             files = wh.partition_files("raw_matches", xuid)
             when = datetime.fromtimestamp(max(p.stat().st_mtime for p in files), UTC) if files else None

@@ -10,7 +10,7 @@ import polars as pl
 from halo_pipeline.api.resource import WarehouseResource
 from halo_pipeline.defs.common import SINGLE_RUN, frame_metadata, run_partitions
 from halo_pipeline.defs.matches.assets import raw_matches
-from halo_pipeline.defs.stats import raw
+from halo_pipeline.defs.stats import raw, single_pass
 from halo_pipeline.partitions import partition_key, player_month_partitions
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms import matches as tm
@@ -30,11 +30,20 @@ def from_stats(transform: Callable[[list[dict]], pl.DataFrame]) -> Derive:
 
 #: Declared columns of every derived table, filled by :func:`derived_asset` (the catalog uses them).
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {}
+#: The pure derivation of every derived table (what its asset runs per partition, without Dagster).
+DERIVES: dict[str, Derive] = {}
+
+
+def from_single_pass(table: str) -> Derive:
+    """A :data:`Derive` of a stats table sharing one parse of the bodies with the run's other stats tables
+    (:mod:`halo_pipeline.defs.stats.single_pass`)."""
+    return lambda wh, xuid, month: single_pass.stats_table(wh, xuid, month, table)
 
 
 def derived_asset(name: str, schema: dict, derive: Derive, description: str, deps=(raw_matches,)):
     """A partitioned asset writing ``derive(…)`` of each partition of the run to its Parquet file."""
     SCHEMAS[name] = schema
+    DERIVES[name] = derive
 
     @dg.asset(
         name=name,
@@ -48,12 +57,15 @@ def derived_asset(name: str, schema: dict, derive: Derive, description: str, dep
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.warehouse()
         frames, rows = [], {}
-        for xuid, months in run_partitions(context).items():
-            for month in months:
-                df = derive(wh, xuid, month)
-                wh.write_partition(name, xuid, month, df)
-                rows[str(partition_key(xuid, month))] = df.height
-                frames.append(df)
+        selection = context.run.asset_selection
+        with single_pass.run_scope(context.run_id, None if selection is None else
+                                   {key.path[-1] for key in selection}):
+            for xuid, months in run_partitions(context).items():
+                for month in months:
+                    df = derive(wh, xuid, month)
+                    wh.write_partition(name, xuid, month, df)
+                    rows[str(partition_key(xuid, month))] = df.height
+                    frames.append(df)
         everything = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
         return dg.MaterializeResult(metadata=frame_metadata(everything, rows))
 
@@ -64,7 +76,7 @@ _SOURCE = "Source: raw landing of halostats `GET /hi/matches/{id}/stats` (zero A
 
 match_facts = derived_asset(
     "match_facts", tm.MATCH_FACTS_SCHEMA,
-    lambda wh, xuid, month: tm.match_facts(raw.stats_bodies(wh, raw.landed_match_ids(wh, xuid, month)), xuid),
+    from_single_pass("match_facts"),
     "The owner's row of each match of the partition: when, where (playlist, map, map-mode pair, game "
     "variant), outcome (Int8: 1 tie, 2 win, 3 loss, 4 left), rank, and the owner's match totals over all "
     "their team entries: kills, deaths, assists (Int16), shots_fired/shots_hit (Int32), accuracy (Float32, %), "
@@ -73,26 +85,26 @@ match_facts = derived_asset(
 )
 match_participants = derived_asset(
     "match_participants", tm.MATCH_PARTICIPANTS_SCHEMA,
-    from_stats(tm.match_participants),
+    from_single_pass("match_participants"),
     "Every player (humans and bots) of each match of the partition: match_id, player_id, xuid (Int64, null "
     "for bots), team_id, outcome, rank, kills, deaths, assists, shots_fired, shots_hit, accuracy, score, "
     "personal_score, damage, time played (s) — totals over each player's team entries. " + _SOURCE,
 )
 team_stats = derived_asset(
     "team_stats", tm.TEAM_STATS_SCHEMA,
-    from_stats(tm.team_stats),
+    from_single_pass("team_stats"),
     "One row per team of each match of the partition: team_id, outcome, rank, score, kills, deaths, "
     "assists, personal_score (the API's `Teams[]`). " + _SOURCE,
 )
 medals = derived_asset(
     "medals", tm.MEDALS_SCHEMA,
-    from_stats(tm.medals),
+    from_single_pass("medals"),
     "Medals earned by every player of each match of the partition: match_id, player_id, xuid, name_id "
     "(Int64, join `medal_definitions`), count (Int16), total_personal_score (Int32). " + _SOURCE,
 )
 personal_scores = derived_asset(
     "personal_scores", tm.PERSONAL_SCORES_SCHEMA,
-    from_stats(tm.personal_scores),
+    from_single_pass("personal_scores"),
     "Personal-score awards of every player of each match (CoreStats.PersonalScores): match_id, player_id, "
     "xuid, name_id, count, total_personal_score. " + _SOURCE,
 )

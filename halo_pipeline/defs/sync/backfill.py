@@ -9,9 +9,11 @@ import dagster as dg
 import polars as pl
 
 from halo_pipeline.defs.sync.plan import PLAYER_TAG, month_range
-from halo_pipeline.defs.sync.run import QUIET, SyncReport, execute
+from halo_pipeline.api.resource import WarehouseResource
+from halo_pipeline.defs.sync.run import SyncReport, execute
 from halo_pipeline.ids import InvalidInput, parse_month, parse_xuid
 from halo_pipeline.partitions import FIRST_MONTH, PLAYERS, partition_key, partition_range_tags
+from halo_pipeline.storage.files import read_parquet
 from halo_pipeline.storage.warehouse import Warehouse
 
 
@@ -70,7 +72,7 @@ def plan_backfill(instance: dg.DagsterInstance, wh: Warehouse, player: str, firs
     for month in month_range(first_month, last_month):
         path = wh.partition_path("raw_matches", xuid, month)
         if path.exists():
-            plan.match_ids[month] = pl.read_parquet(path, columns=["match_id"])["match_id"].to_list()
+            plan.match_ids[month] = read_parquet(path, columns=["match_id"])["match_id"].to_list()
         else:
             plan.match_ids[month] = []
             never_synced.append(month[:7])
@@ -80,15 +82,15 @@ def plan_backfill(instance: dg.DagsterInstance, wh: Warehouse, player: str, firs
     return plan
 
 
-def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: BackfillPlan) -> SyncReport:
-    """One run over the plan's partition range (recorded in ``instance``, visible in the UI), then the catalog."""
+def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: BackfillPlan,
+                 warehouse: WarehouseResource) -> SyncReport:
+    """One run over the plan's partition range (recorded in ``instance``, visible in the UI), the analytics
+    it made stale, then the catalog."""
     report = SyncReport()
     tags = partition_range_tags(plan.xuid, plan.first, plan.last) | {PLAYER_TAG: str(plan.xuid)}
     run_config = {"ops": {"raw_matches": {"config": {"refetch": True}}}} if plan.refetch else None
-    job = defs.resolve_job_def(plan.job)
     selection = [dg.AssetKey(a) for a in plan.assets] if plan.assets else None
-    result = job.execute_in_process(instance=instance, tags=tags, asset_selection=selection, raise_on_error=False,
-                                    run_config={**QUIET, **(run_config or {})})
-    report.runs.append((result.run_id, plan.job, f"{plan.first[:7]}…{plan.last[:7]}|{plan.xuid}", result.success))
+    execute(defs, plan.job, instance, report, tags, f"{plan.first[:7]}…{plan.last[:7]}|{plan.xuid}",
+            run_config=run_config, asset_selection=selection, warehouse=warehouse)
     execute(defs, "catalog_job", instance, report, label="catalog")
     return report

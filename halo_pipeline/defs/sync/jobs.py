@@ -37,6 +37,13 @@ rederive_job = dg.define_asset_job(
     description="Re-derive every table of player × month partitions from raw landing: zero API calls "
     "(a backfill).",
 )
+analytics_job = dg.define_asset_job(
+    "analytics_job",
+    selection=dg.AssetSelection.groups(ANALYTICS_GROUP) - dg.AssetSelection.assets("ugc_names"),
+    partitions_def=player_month_partitions,
+    description="Re-derive the analytics (sessions, performance scores, stats, report) of player × month "
+    "partitions: zero API calls. Requested after a sync that changed months other analytics depend on.",
+)
 reference_job = dg.define_asset_job(
     "reference_job", selection=dg.AssetSelection.groups(REFERENCE_GROUP),
     description="Load playlists, game modes, mode categories and medal definitions.",
@@ -46,4 +53,4 @@ catalog_job = dg.define_asset_job(
     description="Refresh the DuckDB catalog's views over the warehouse.",
 )
 
-JOBS = [sync_job, full_sync, rederive_job, reference_job, catalog_job]
+JOBS = [sync_job, full_sync, rederive_job, analytics_job, reference_job, catalog_job]

@@ -97,6 +97,26 @@ async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: 
     return plan
 
 
+def synced_months(wh: Warehouse, xuid: int) -> list[str]:
+    """Months of ``xuid`` whose ``raw_matches`` partition exists, ascending."""
+    return sorted(f"{p.parent.parent.name[5:]}-{p.parent.name[6:]}-01" for p in wh.partition_files("raw_matches", xuid))
+
+
+def follow_up_range(wh: Warehouse, xuid: int, first: str, last: str) -> tuple[str, str] | None:
+    """The months whose analytics a run over ``first``…``last`` made stale, or ``None``.
+
+    Sessions of the previous month may continue into ``first``, and performance scores of every later month
+    read the earlier ones: so ``(previous month if synced, newest synced month)`` when that is wider than
+    the run's own range.
+    """
+    months = synced_months(wh, xuid)
+    if not months:
+        return None
+    previous = month_range(months[0], first)[-2] if months[0] < first else first
+    start, end = (previous if previous in months else first), max(months[-1], last)
+    return (start, end) if (start, end) != (first, last) else None
+
+
 SYNC_KEY_TAG = "halo/sync_key"
 PLAYER_TAG = "halo/player"
 

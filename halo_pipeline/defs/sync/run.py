@@ -37,11 +37,23 @@ class SyncReport:
 
 
 def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, report: SyncReport,
-            tags: dict[str, str] | None = None, label: str = "", run_config: dict | None = None) -> bool:
-    """Run ``job`` in this process against ``instance`` (recorded there, visible in the UI)."""
+            tags: dict[str, str] | None = None, label: str = "", run_config: dict | None = None,
+            asset_selection: list[dg.AssetKey] | None = None, warehouse: WarehouseResource | None = None) -> bool:
+    """Run ``job`` in this process against ``instance`` (recorded there, visible in the UI).
+
+    With ``warehouse``, a successful run over a partition range is followed, like the
+    ``analytics_follow_up_sensor`` does for launched runs, by an ``analytics_job`` run over the months whose
+    analytics it made stale."""
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags or {}, run_config={**QUIET, **(run_config or {})}, raise_on_error=False)
+        instance=instance, tags=tags or {}, run_config={**QUIET, **(run_config or {})}, raise_on_error=False,
+        asset_selection=asset_selection)
     report.runs.append((result.run_id, job, label, result.success))
+    if result.success and warehouse is not None:
+        from halo_pipeline.defs.sync.sensors import follow_up_request
+
+        follow_up = follow_up_request(warehouse.warehouse(), dict(tags or {}), result.run_id)
+        if follow_up is not None:
+            execute(defs, "analytics_job", instance, report, dict(follow_up.tags), f"analytics {_label(follow_up.tags)}")
     return result.success
 
 
@@ -74,7 +86,8 @@ def sync_players(
             "since": (since if len(since) > 7 else f"{since}-01") if since else None}}}}
         for xuid in players:
             tags = partition_range_tags(xuid, first, month_start(datetime.now(UTC))) | {PLAYER_TAG: str(xuid)}
-            ok = execute(defs, "full_sync", instance, report, tags, _label(tags), run_config=config)
+            ok = execute(defs, "full_sync", instance, report, tags, _label(tags), run_config=config,
+                         warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
         for plan in plan_players(halo_api, warehouse, players):
@@ -83,7 +96,7 @@ def sync_players(
                 log(f"{plan.xuid}: up to date ({plan.history_calls} history call)")
             for request in requests:
                 ok = execute(defs, "sync_job", instance, report, dict(request.tags), _label(request.tags),
-                             run_config=request.run_config)
+                             run_config=request.run_config, warehouse=warehouse)
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")

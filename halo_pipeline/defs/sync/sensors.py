@@ -8,10 +8,17 @@ import yaml
 
 from halo_pipeline.api.client import run_api
 from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.sync.jobs import sync_job
-from halo_pipeline.defs.sync.plan import PlayerPlan, busy_players, plan_player, run_requests
+from halo_pipeline.defs.sync.jobs import analytics_job, full_sync, rederive_job, sync_job
+from halo_pipeline.defs.sync.plan import (
+    PLAYER_TAG,
+    PlayerPlan,
+    busy_players,
+    follow_up_range,
+    plan_player,
+    run_requests,
+)
 from halo_pipeline.ids import InvalidInput
-from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.partitions import PLAYERS, partition_range_tags, split_key
 from halo_pipeline.players import registered, resolve
 from halo_pipeline.storage.landing import PROFILE
 
@@ -130,3 +137,32 @@ def declared_players_sensor(context: dg.SensorEvaluationContext, halo_api: HaloA
     requests = [dg.AddDynamicPartitionsRequest(PLAYERS, added)] if added else []
     return dg.SensorResult(dynamic_partitions_requests=requests,
                            skip_reason=None if added else "every declared player is registered")
+
+
+def follow_up_request(wh, tags: dict[str, str], run_id: str) -> dg.RunRequest | None:
+    """The ``analytics_job`` request that refreshes the analytics a finished run over a partition range
+    made stale (see :func:`halo_pipeline.defs.sync.plan.follow_up_range`), or ``None``."""
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if not start or not end:
+        return None
+    xuid, first = split_key(start)
+    _, last = split_key(end)
+    span = follow_up_range(wh, xuid, first, last)
+    if span is None:
+        return None
+    return dg.RunRequest(run_key=f"follow-up:{run_id}",
+                         tags=partition_range_tags(xuid, *span) | {PLAYER_TAG: str(xuid)})
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[sync_job, full_sync, rederive_job],
+    request_job=analytics_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After a sync or backfill of a player's months succeeded, re-derives the analytics it made "
+    "stale: the previous month's sessions (a session can cross the month boundary) and the performance "
+    "scores of later months (they rank a match against the earlier ones). Zero API calls.",
+)
+def analytics_follow_up_sensor(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
+    request = follow_up_request(warehouse.warehouse(), dict(context.dagster_run.tags), context.dagster_run.run_id)
+    return request or dg.SkipReason("the run covered every month it changed")

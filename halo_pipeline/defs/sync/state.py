@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from halo_pipeline.storage.files import write_parquet_atomic
+from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.warehouse import Warehouse
 
 SYNC_META = "sync_meta"
@@ -80,4 +80,4 @@ def read_watermark(wh: Warehouse, xuid: int) -> tuple[bool, datetime | None]:
     path = state_path(wh, xuid)
     if not path.exists():
         return False, None
-    return True, pl.read_parquet(path, columns=["watermark"])["watermark"][0]
+    return True, read_parquet(path, columns=["watermark"])["watermark"][0]

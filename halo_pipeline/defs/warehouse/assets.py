@@ -29,6 +29,7 @@ def warehouse_catalog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     ``duckdb data/warehouse/halo.duckdb`` or ``halo-pipeline stats``. Rows per table as metadata."""
     wh = warehouse.warehouse()
     wh.root.mkdir(parents=True, exist_ok=True)
+    wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)  # local even when the warehouse is on S3
     # dagster-duckdb's resource retries while another process holds the file's write lock.
     with DuckDBResource(database=str(wh.catalog_path)).get_connection() as con:
         counts = refresh_catalog(con, wh, TABLE_SCHEMAS, REFERENCE_TABLES, per_player={SYNC_META: SYNC_META_SCHEMA})

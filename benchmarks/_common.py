@@ -1,0 +1,167 @@
+"""Shared helpers of the benchmarks: timing, result rows, synthetic raw landing, the shared recordings."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import resource
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from halo_pipeline.defs.matches.assets import RAW_MATCHES_SCHEMA
+from halo_pipeline.emulator.synthetic import SyntheticWorld
+from halo_pipeline.storage.landing import PROFILE, SKILL, STATS
+from halo_pipeline.storage.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HALO_SHARED_DIR", REPO.parent / "shared"))
+FILM_DIR = SHARED / "halo_api" / "film"
+
+
+@dataclass
+class Figure:
+    """One line of a benchmark's result: ``value`` in ``unit``, its ``baseline`` measured in the same run (or
+    a theoretical bound), ``ratio`` = value / baseline (or as defined by the benchmark), and the target."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    ok: bool | None = None
+
+
+@dataclass
+class Result:
+    """What one benchmark measured: figures, free-form notes, or why it was skipped."""
+
+    name: str
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+    def add(self, *args, **kwargs) -> Figure:
+        fig = Figure(*args, **kwargs)
+        self.figures.append(fig)
+        return fig
+
+    def print(self) -> None:
+        print(f"\n== {self.name}")
+        if self.skipped:
+            print(f"   SKIPPED: {self.skipped}")
+            return
+        for f in self.figures:
+            base = "" if f.baseline is None else f"  baseline {f.baseline:,.3f}"
+            ratio = "" if f.ratio is None else f"  ratio {f.ratio:.2f}"
+            ok = "" if f.ok is None else ("  OK" if f.ok else "  MISSED")
+            target = f"  (target {f.target})" if f.target else ""
+            print(f"   {f.name:<44} {f.value:>12,.3f} {f.unit:<12}{base}{ratio}{target}{ok}")
+        for note in self.notes:
+            print(f"   · {note}")
+
+
+@contextmanager
+def timer() -> Iterator[list[float]]:
+    """``with timer() as t: …`` then ``t[0]`` is the elapsed wall time in seconds."""
+    out: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out.append(time.perf_counter() - start)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class ClonedLanding:
+    """A raw landing built by cloning synthetic bodies under fresh match ids: ``partitions`` (xuid, month) →
+    match ids; ``bodies``: every landed body (stats and skill, uncompressed), for a same-run baseline."""
+
+    wh: Warehouse
+    partitions: dict[tuple[int, str], list[str]]
+    bodies: list[bytes]
+
+    @property
+    def matches(self) -> int:
+        return sum(len(v) for v in self.partitions.values())
+
+
+def _write_gz(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(body, compresslevel=6, mtime=0))
+
+
+def cloned_landing(root: Path, players: int, months: int, per_month: int, seed: int = 7) -> ClonedLanding:
+    """Land ``players × months × per_month`` matches (stats + skill bodies, profiles) and the ``raw_matches``
+    index of each partition, cloned from a small :class:`SyntheticWorld` (generating 10 k matches would take
+    minutes): each clone is a template body with its ``MatchId`` replaced by a fresh uuid. Files are written
+    in the landing's layout, gzip'd like :meth:`RawLanding.put` (without its fsync: setup speed only)."""
+    world = SyntheticWorld(seed=seed, players=players, months=1, matches_per_month=min(per_month, 40))
+    wh = Warehouse(root)
+    landing = wh.landing
+    rng = uuid.UUID(int=seed)
+    partitions: dict[tuple[int, str], list[str]] = {}
+    bodies: list[bytes] = []
+    humans: set[int] = set()
+    for p, player in enumerate(world.players):
+        templates = []
+        for mid in world.match_ids(player.xuid):
+            stats = world.match_stats_body(mid)
+            doc = orjson.loads(stats)
+            xuids = [int(pl_["PlayerId"][5:-1]) for pl_ in doc["Players"] if pl_["PlayerId"].startswith("xuid(")]
+            humans.update(xuids)
+            skill = world.match_skill(mid, xuids)
+            templates.append((mid, stats, orjson.dumps(skill) if skill is not None else None))
+        for m in range(months):
+            month = f"{2023 + m // 12}-{m % 12 + 1:02d}-01"
+            t0 = datetime.fromisoformat(month).replace(tzinfo=UTC)
+            ids = []
+            for i in range(per_month):
+                template_id, stats, skill = templates[(m * per_month + i) % len(templates)]
+                rng = uuid.uuid5(rng, f"{p}:{m}:{i}")
+                mid = str(rng)
+                body = stats.replace(template_id.encode(), mid.encode())
+                _write_gz(landing._path(STATS, mid), body)
+                bodies.append(body)
+                if skill is not None:
+                    _write_gz(landing._path(SKILL, mid), skill)
+                    bodies.append(skill)
+                ids.append(mid)
+            partitions[(player.xuid, month)] = ids
+            n = len(ids)
+            wh.write_partition("raw_matches", player.xuid, month, pl.DataFrame({
+                "match_id": ids, "xuid": [player.xuid] * n,
+                "start_time": [t0 + timedelta(minutes=20 * i) for i in range(n)],
+                "stats_status": ["landed"] * n, "skill_status": ["landed"] * n, "film_status": ["skipped"] * n,
+                "spnkr_parse_ok": [True] * n, "fetched_in_run": [True] * n, "error": [None] * n,
+            }, schema=RAW_MATCHES_SCHEMA))
+    for xuid in humans:
+        user = world.user(xuid)
+        if user is not None:
+            _write_gz(landing._path(PROFILE, str(xuid)), orjson.dumps(user))
+    return ClonedLanding(wh, partitions, bodies)
+
+
+def film_chunks() -> list[tuple[str, bytes, int]] | None:
+    """``(match_id, chunk, film major version)`` of the recorded highlight chunks in ``../shared`` (read in
+    place, never copied), or ``None`` when the folder is absent."""
+    if not FILM_DIR.is_dir():
+        return None
+    out = []
+    for path in sorted(FILM_DIR.glob("[0-9]*_*.gzip")):
+        version, match_id = path.stem.split("_", 1)
+        out.append((match_id, path.read_bytes(), int(version)))
+    return out

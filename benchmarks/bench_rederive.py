@@ -1,0 +1,139 @@
+"""(c) Re-derive from raw landing with zero API calls.
+
+* JSON tables (match_facts, match_participants, team_stats, medals, personal_scores, player_match_skill,
+  xuid_aliases) for ``players × months × per_month`` matches, run as a single-run backfill does (asset by
+  asset, every partition, each written to Parquet) but without Dagster (its overhead is ``bench_overhead``).
+  Baseline, same process: stdlib ``json.loads`` of the same bodies (stats + skill, already decompressed).
+  Also shown: the same derive with every asset parsing the bodies itself (before the single pass).
+* Highlight events: the recorded film chunks of ``../shared/halo_api/film`` (read in place), landed in a
+  temporary landing under fresh match ids: the process pool vs a single-process spnkr loop over the same
+  chunks, then a re-derive once the decoded events are kept (must decode nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from benchmarks._common import Result, cloned_landing, film_chunks, timer
+from halo_pipeline.defs.stats import raw, single_pass
+from halo_pipeline.defs.stats.assets import DERIVES
+from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.transforms.film import highlight_events
+
+JSON_TABLES = ["match_facts", "match_participants", "team_stats", "medals", "personal_scores",
+               "player_match_skill", "xuid_aliases"]
+
+
+def _derive_all(wh: Warehouse, partitions, run_id: str | None) -> None:
+    def go():
+        for table in JSON_TABLES:
+            for xuid, month in partitions:
+                wh.write_partition(table, xuid, month, DERIVES[table](wh, xuid, month))
+    if run_id is None:
+        go()
+    else:
+        with single_pass.run_scope(run_id, JSON_TABLES):
+            go()
+
+
+def bench_json(result: Result, smoke: bool, root: Path) -> None:
+    players, months, per_month = (1, 2, 10) if smoke else (4, 25, 100)
+    with timer() as t:
+        landing = cloned_landing(root, players, months, per_month)
+    n = landing.matches
+    result.notes.append(f"{n:,} matches ({players} players × {months} months × {per_month}), "
+                        f"{len(landing.bodies):,} bodies landed in {t[0]:.1f} s")
+
+    def baseline() -> float:
+        with timer() as tb:
+            for body in landing.bodies:
+                json.loads(body)
+        return tb[0]
+
+    base_times = [baseline()]
+    with timer() as t_before:
+        _derive_all(landing.wh, list(landing.partitions), None)
+    base_times.append(baseline())
+    with timer() as t_after:
+        _derive_all(landing.wh, list(landing.partitions), f"bench-{uuid.uuid4()}")
+    base_times.append(baseline())
+    base = n / (sum(base_times) / len(base_times))
+    result.add("json.loads of the same bodies", base, "matches/s")
+    result.add("re-derive, each asset parses", n / t_before[0], "matches/s", base, n / t_before[0] / base)
+    result.add("re-derive, one parse per run (single pass)", n / t_after[0], "matches/s", base,
+               n / t_after[0] / base, "≥ 1.0× json.loads", n / t_after[0] / base >= 1.0)
+    result.notes.append(f"{len(landing.partitions)} partitions × {len(JSON_TABLES)} tables written "
+                        f"in {t_after[0]:.2f} s (each asset parsing: {t_before[0]:.2f} s)")
+    result.extra = {"pure_seconds": t_after[0], "root": root, "landing": landing}  # type: ignore[attr-defined]
+
+
+def bench_film(result: Result, smoke: bool, root: Path) -> None:
+    chunks = film_chunks()
+    if chunks is None:
+        result.notes.append(f"highlight events SKIPPED: no recorded film chunks at {raw.__name__ and ''}"
+                            "../shared/halo_api/film (the shared recordings folder is absent)")
+        return
+    reps = 1 if smoke else 8
+    if smoke:  # the three smallest chunks: the path, not the speed
+        chunks = sorted(chunks, key=lambda c: len(c[1]))[:3]
+    wh = Warehouse(root / "film")
+    ids = []
+    for r in range(reps):
+        for match_id, chunk, version in chunks:
+            mid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{match_id}:{r}"))
+            wh.landing.put_film(mid, version, chunk)
+            ids.append(mid)
+    n = len(ids)
+    with timer() as t_single:
+        frames = []
+        for mid in ids:
+            chunk, version = wh.landing.get_film(mid)
+            frames.append(highlight_events(mid, chunk, version))
+    single_rows = sum(f.height for f in frames)
+    with timer() as t_start:  # worker start-up, once per process (the pool is kept)
+        raw._decoder_pool().submit(abs, 1).result()
+    with timer() as t_pool:
+        pooled = raw.decode_highlight_events(wh, ids)
+    assert pooled.height == single_rows, (pooled.height, single_rows)
+    calls = []
+    original = raw._decode_many
+    raw._decode_many = lambda jobs: calls.append(len(jobs)) or original(jobs)
+    try:
+        with timer() as t_kept:
+            again = raw.decode_highlight_events(wh, ids)
+    finally:
+        raw._decode_many = original
+    assert again.height == single_rows
+    decoded_again = sum(calls)
+    single = n / t_single[0]
+    pool = n / t_pool[0]
+    cores = os.cpu_count() or 1
+    result.add("film: single-process spnkr loop", single, "matches/s")
+    result.add(f"film: process pool ({cores} workers, started)", pool, "matches/s", single, pool / single,
+               "≥ 1.8× on 2 cores", pool / single >= 1.8 if not smoke else None)
+    result.add("film: pool start-up (once per process)", t_start[0], "s")
+    result.add("film: re-derive with decoded events kept", n / t_kept[0], "matches/s", single,
+               (n / t_kept[0]) / single)
+    result.add("film: chunks decoded again by that re-derive", decoded_again, "chunks", target="0",
+               ok=decoded_again == 0)
+    result.notes.append(f"{n} film chunks ({len(chunks)} recorded × {reps}), {single_rows:,} events; "
+                        f"CPU per chunk single-process {t_single[0] / n * 1000:.0f} ms")
+    result.notes.append(f"load average during the run: {os.getloadavg()[0]:.1f} (other processes share the cores)")
+
+
+def run(smoke: bool = False) -> Result:
+    result = Result("(c) Re-derive from raw landing")
+    with tempfile.TemporaryDirectory(prefix="halo-bench-rederive-") as tmp:
+        bench_json(result, smoke, Path(tmp))
+        bench_film(result, smoke, Path(tmp))
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    run("--smoke" in sys.argv).print()

@@ -1,0 +1,57 @@
+"""Run every benchmark and print its figures, each with a ratio against a baseline measured in the same run.
+
+    .venv/bin/python -m benchmarks.run            # full mode (≈ 25–30 min on 2 cores)
+    .venv/bin/python -m benchmarks.run --smoke    # tiny sizes, < 60 s: what the test suite runs
+    .venv/bin/python -m benchmarks.run --only first_import,rederive
+
+Benchmarks (modules ``benchmarks/bench_*.py``, each also runnable alone with ``-m``): first_import (a),
+delta (b), rederive (c, film chunks from ../shared skipped with a printed reason when absent), overhead (d),
+memory (e), queries (f). Exit status 1 when a benchmark raised (a missed target is printed, not an error:
+speed is measured here, not asserted).
+
+This module imports nothing heavy at import time: the film decoding pool's spawned workers re-import the main
+module, and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import date
+
+BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's mode)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or BENCHMARKS
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    print(f"halo_pipeline benchmarks — {date.today()} — {os.cpu_count()} cores, {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}{' — SMOKE mode' if args.smoke else ''}")
+    failed = []
+    for name in names:
+        start = time.perf_counter()
+        try:
+            result = importlib.import_module(f"benchmarks.bench_{name}").run(smoke=args.smoke)
+            result.print()
+        except Exception:  # noqa: BLE001 - report every benchmark, then fail
+            traceback.print_exc()
+            failed.append(name)
+        print(f"   ({name}: {time.perf_counter() - start:.1f} s)", flush=True)
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
