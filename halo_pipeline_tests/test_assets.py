@@ -124,3 +124,13 @@ def test_malformed_reference_file_fails_with_one_line(recorded_emulator, tmp_pat
     failure = [e for e in result.all_events if e.is_step_failure][0]
     message = failure.step_failure_data.error.message
     assert "Playlist_modes_translations.json" in message and "\n" not in message.strip()
+
+
+def test_definitions_load_like_dagster_definitions_validate():
+    from halo_pipeline.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    jobs = {job.name for job in defs.resolve_all_job_defs()}
+    assert {"sync_job", "full_sync", "rederive_job", "analytics_job", "reference_job", "catalog_job"} <= jobs
+    assert {s.name for s in defs.sensors} >= {"delta_sync_sensor", "declared_players_sensor"}
+    assert [s.name for s in defs.schedules] == ["daily_delta_sync"]

@@ -17,7 +17,6 @@ Where httpfs can be installed, ``LOAD httpfs`` + an S3 secret reads the same vie
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import duckdb
 import polars as pl
@@ -152,7 +151,8 @@ def create_mv_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def summary(wh: Warehouse) -> str:
     """The text printed by ``halo-pipeline stats`` (LevelUp's ``sync.py --stats``): per table its row count
-    and date range, then per player their matches, newest match and last sync (UTC)."""
+    and date range, then per player (from ``sync_meta``) their matches, newest match, last sync, status and
+    watermark (UTC), then the failures waiting for the next sync."""
     if not wh.catalog_path.exists():
         return f"no catalog at {wh.catalog_path}: run `halo-pipeline sync` first"
     lines = [f"warehouse: {wh.root}", "", f"{'table':<24}{'rows':>10}  date range (UTC)"]
@@ -167,20 +167,20 @@ def summary(wh: Warehouse) -> str:
                 lo, hi = con.execute(f'SELECT min(start_time), max(start_time) FROM "{table}"').fetchone()
                 span = f"{lo:%Y-%m-%d} → {hi:%Y-%m-%d}" if lo else ""
             lines.append(f"{table:<24}{rows:>10}  {span}")
-        if "match_facts" in tables:
-            lines += ["", f"{'player':<18}{'gamertag':<18}{'matches':>8}  {'newest match':<18}last sync"]
-            aliases = "xuid_aliases" in tables
-            for xuid, matches, newest in con.execute(
-                "SELECT owner_xuid, count(*), max(start_time) FROM match_facts GROUP BY 1 ORDER BY 1"
-            ).fetchall():
-                gamertag = ""
-                if aliases:
-                    found = con.execute("SELECT any_value(gamertag) FROM xuid_aliases WHERE xuid = ? "
-                                        "AND owner_xuid = ?", [xuid, xuid]).fetchone()
-                    gamertag = found[0] or "" if found else ""
-                synced = [p.stat().st_mtime for p in wh.partition_files("raw_matches", xuid)]
-                last = datetime.fromtimestamp(max(synced), UTC).strftime("%Y-%m-%d %H:%M") if synced else "never"
-                lines.append(f"{xuid:<18}{gamertag:<18}{matches:>8}  {newest:%Y-%m-%d %H:%M}  {last}")
+        if {"match_facts", "sync_meta"} <= set(tables):
+            lines += ["", f"{'player':<18}{'gamertag':<16}{'matches':>8}  {'newest match':<18}{'last sync':<18}"
+                      "status      watermark"]
+            gamertags = "(SELECT any_value(gamertag) FROM xuid_aliases a WHERE a.xuid = f.owner_xuid)" \
+                if "xuid_aliases" in tables else "NULL"
+            for xuid, gamertag, matches, newest, synced, status, watermark in con.execute(f"""
+                SELECT f.owner_xuid, {gamertags}, count(*), max(f.start_time), any_value(s.last_sync_at),
+                       any_value(s.sync_status), any_value(s.watermark)
+                FROM match_facts f LEFT JOIN sync_meta s ON s.xuid = f.owner_xuid GROUP BY 1 ORDER BY 1
+            """).fetchall():
+                stamp = "%Y-%m-%d %H:%M"
+                lines.append(f"{xuid:<18}{(gamertag or '')[:15]:<16}{matches:>8}  {newest:{stamp}}  "
+                             f"{synced.strftime(stamp) if synced else 'never':<18}{status or '?':<12}"
+                             f"{watermark.strftime(stamp) if watermark else '-'}")
         if "raw_matches" in tables:
             lines += _failures(con)
     return "\n".join(lines)

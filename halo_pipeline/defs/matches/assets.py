@@ -3,6 +3,7 @@
 
 import asyncio
 import zlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -188,49 +189,43 @@ async def land_match(
     humans = [int(p["PlayerId"][5:-1]) for p in stats.get("Players", [])
               if p.get("PlayerType") == 1 and str(p.get("PlayerId", "")).startswith("xuid(")]
 
-    async def land_skill() -> None:
-        if not skill or not humans:
+    async def land_optional(kind: str, column: str, wanted: bool, landed: Callable[[], bool],
+                            fetch: Callable[[], Awaitable[bool]]) -> None:
+        """Land the skill or film body unless landed or known absent; ``fetch`` returns False for none."""
+        if not wanted or not humans:
             return
-        if not refetch and (landing.has(SKILL, match_id) or landing.absent_status(SKILL, match_id)):
-            row["skill_status"] = "landed" if landing.has(SKILL, match_id) else "not_found"
-            return
-        row["fetched_in_run"] = True
-        try:
-            skill_body = await api.match_skill(match_id, humans)
-            _checked_json("skill", skill_body, ("Value",))
-            landing.put(SKILL, match_id, skill_body)
-            row["skill_status"] = "landed"
-        except Exception as exc:  # noqa: BLE001
-            row["skill_status"], error = _status_of(exc)
-            if row["skill_status"] == "not_found":
-                landing.mark_absent(SKILL, match_id, 404)
-            else:
-                row["error"] = "; ".join(filter(None, [f"skill: {error}", row["error"]]))
-
-    async def land_film() -> None:
-        if not film or not humans:
-            return
-        if not refetch and (landing.has_film(match_id) or landing.absent_status(FILM, match_id)):
-            row["film_status"] = "landed" if landing.has_film(match_id) else "not_found"
+        if not refetch and (landed() or landing.absent_status(kind, match_id)):
+            row[column] = "landed" if landed() else "not_found"
             return
         row["fetched_in_run"] = True
         try:
-            chunk = await api.film_highlights(match_id)
-            if chunk is None:
-                landing.mark_absent(FILM, match_id, 204)
-                row["film_status"] = "not_found"
+            row[column] = "landed" if await fetch() else "not_found"
+        except Exception as exc:  # noqa: BLE001 - recorded, retried by the next sync
+            row[column], error = _status_of(exc)
+            if row[column] == "not_found":
+                landing.mark_absent(kind, match_id, 404)
             else:
-                _check_film_chunk(chunk.data)
-                landing.put_film(match_id, chunk.film_major_version, chunk.data)
-                row["film_status"] = "landed"
-        except Exception as exc:  # noqa: BLE001
-            row["film_status"], error = _status_of(exc)
-            if row["film_status"] == "not_found":
-                landing.mark_absent(FILM, match_id, 404)
-            else:
-                row["error"] = "; ".join(filter(None, [f"film: {error}", row["error"]]))
+                row["error"] = "; ".join(filter(None, [f"{kind}: {error}", row["error"]]))
 
-    await asyncio.gather(land_skill(), land_film())
+    async def fetch_skill() -> bool:
+        skill_body = await api.match_skill(match_id, humans)
+        _checked_json("skill", skill_body, ("Value",))
+        landing.put(SKILL, match_id, skill_body)
+        return True
+
+    async def fetch_film() -> bool:
+        chunk = await api.film_highlights(match_id)
+        if chunk is None:
+            landing.mark_absent(FILM, match_id, 204)
+            return False
+        _check_film_chunk(chunk.data)
+        landing.put_film(match_id, chunk.film_major_version, chunk.data)
+        return True
+
+    await asyncio.gather(
+        land_optional(SKILL, "skill_status", skill, lambda: landing.has(SKILL, match_id), fetch_skill),
+        land_optional(FILM, "film_status", film, lambda: landing.has_film(match_id), fetch_film),
+    )
     return row
 
 
