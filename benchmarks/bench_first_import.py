@@ -24,7 +24,7 @@ from halo_pipeline.defs.matches.assets import match_history, raw_matches
 from halo_pipeline.defs.stats.assets import STATS_ASSETS
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
-from halo_pipeline.partitions import FIRST_MONTH, PLAYERS, partition_range_tags
+from halo_pipeline.partitions import PLAYERS, partition_range_tags
 
 SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
 LAST = "2025-06-01"  # the synthetic world ends in 2025-06
@@ -61,10 +61,11 @@ def naive_loop(api_resource: HaloApiResource, world: SyntheticWorld, n: int) -> 
     return n / t[0]
 
 
-def import_all(world: SyntheticWorld, url: str, data_dir: Path, rate: float, first: str = FIRST_MONTH
+def import_all(world: SyntheticWorld, url: str, data_dir: Path, rate: float, first: str = "2025-01-01"
                ) -> tuple[float, bool]:
-    """Run the first import of every player of ``world`` (months ``first`` … the world's last, as a first
-    import of a long history plans it); returns (wall seconds, every run succeeded)."""
+    """Run the first import of every player of ``world`` (months ``first`` … the world's last: ``halo-pipeline
+    sync`` pages a new player's whole history first and plans exactly its months); returns (wall seconds,
+    every run succeeded)."""
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(p.xuid) for p in world.players])
     resources = {"halo_api": HaloApiResource(api_url=url, requests_per_second=rate),
@@ -94,7 +95,7 @@ def run(smoke: bool = False, matches: int | None = None, latency_ms: float = 80.
                            5 if smoke else 40)
         time.sleep(1.5)  # let the emulator's buckets refill
         emulator.reset_counts()
-        seconds, ok = import_all(world, emulator.url, Path(tmp), rate, "2025-01-01" if smoke else FIRST_MONTH)
+        seconds, ok = import_all(world, emulator.url, Path(tmp), rate)
         counts = emulator.counts()
     by_service = counts["by_service"]
     n = counts["requests"].get("match_stats", n)  # the matches the histories hold in the imported months

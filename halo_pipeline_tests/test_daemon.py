@@ -54,12 +54,15 @@ def test_daemon_sensor_syncs_a_player(tmp_path):
             expected = set(world.match_ids(xuid))
             deadline = time.monotonic() + 300
             landed: set[str] = set()
+            unfinished = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                          dg.DagsterRunStatus.STARTED]
             while time.monotonic() < deadline:
-                files = wh.partition_files("sync_meta")
-                if files:
+                if wh.partition_files("sync_meta"):
                     landed = set(wh.read_table("match_facts", xuid)["match_id"].to_list())
-                    if landed == expected:
-                        break
+                    with dg.DagsterInstance.from_config(str(home)) as instance:
+                        running = instance.get_runs_count(dg.RunsFilter(statuses=unfinished))
+                    if landed == expected and not running:
+                        break  # every match synced, and no run (sync or follow-up) is still going
                 time.sleep(3)
             assert landed == expected, f"{len(landed)}/{len(expected)} matches synced by the daemon's runs"
         finally:

@@ -38,14 +38,25 @@ def preview_markdown(df: pl.DataFrame, rows: int = 5) -> str:
         return str(df.head(rows))
 
 
+#: A run over more partitions lists only the partitions with the most rows (the metadata is attached to every
+#: partition's materialization event: keep it small).
+MAX_LISTED_PARTITIONS = 12
+
+
 def frame_metadata(df: pl.DataFrame, per_partition: Mapping[str, int] | None = None) -> dict:
-    """Row count, column schema and a markdown preview of ``df``; per-partition row counts when given."""
+    """Column schema and a markdown preview of ``df``, and its row count: ``dagster/row_count`` for a single
+    partition; for a run over several partitions (one materialization event each, sharing this metadata)
+    ``rows_in_run`` and the rows of the largest partitions instead."""
     metadata: dict = {
-        "dagster/row_count": dg.MetadataValue.int(df.height),
         "dagster/column_schema": get_metadata_schema(df),
         "preview": dg.MetadataValue.md(preview_markdown(df)),
     }
-    if per_partition is not None and len(per_partition) > 1:
-        lines = ["| partition | rows |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(per_partition.items())]
-        metadata["rows_per_partition"] = dg.MetadataValue.md("\n".join(lines))
+    if per_partition is None or len(per_partition) <= 1:
+        metadata["dagster/row_count"] = dg.MetadataValue.int(df.height)
+        return metadata
+    metadata["rows_in_run"] = dg.MetadataValue.int(df.height)
+    metadata["partitions_in_run"] = dg.MetadataValue.int(len(per_partition))
+    largest = sorted(per_partition.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LISTED_PARTITIONS]
+    lines = ["| partition | rows |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(largest)]
+    metadata["rows_per_partition"] = dg.MetadataValue.md("\n".join(lines))
     return metadata

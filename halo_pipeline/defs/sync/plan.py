@@ -59,13 +59,17 @@ def month_blocks(months: list[str]) -> list[tuple[str, str]]:
     return blocks
 
 
-async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: str = "all") -> PlayerPlan:
+async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: str = "all",
+                      bounded: bool = True) -> PlayerPlan:
     """Read the newest history pages of ``xuid`` down to its watermark and plan the months to sync.
 
     * synced before: pages until an entry at or before the watermark (1 call when nothing is new), at most
       :data:`MAX_PAGES_DELTA`; past that, every month from the watermark's to the newest is planned;
     * never synced: pages the history (at most :data:`MAX_PAGES_NEW`); a longer history is planned as one
       range from :data:`FIRST_MONTH` to the newest month (the run itself walks the whole history).
+
+    ``bounded=False`` (the CLI, which has no tick to keep short) pages as far as needed, so a first import
+    plans exactly the months that hold matches.
     """
     known, watermark = read_watermark(wh, xuid)
     plan = PlayerPlan(xuid, first_import=not known or watermark is None)
@@ -73,7 +77,7 @@ async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: 
     months: list[str] = []
     reached_end = False
     start = 0
-    while plan.history_calls < limit:
+    while not bounded or plan.history_calls < limit:
         page = await api.match_history(xuid, start=start, count=PAGE_SIZE, match_type=match_type)
         plan.history_calls += 1
         results = page.get("Results") or []

@@ -90,7 +90,7 @@ def sync_players(
                          warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
-        for plan in plan_players(halo_api, warehouse, players):
+        for plan in plan_players(halo_api, warehouse, players, bounded=False):
             requests = run_requests(plan, instance, match_type)
             if not requests:
                 log(f"{plan.xuid}: up to date ({plan.history_calls} history call)")

@@ -29,13 +29,15 @@ PLAYERS_PER_TICK = 50
 RESOLVES_PER_TICK = 10
 
 
-def plan_players(halo_api: HaloApiResource, warehouse: WarehouseResource, xuids: list[int]) -> list[PlayerPlan]:
-    """Plan ``xuids`` concurrently (the process-wide limiter paces the history calls)."""
+def plan_players(halo_api: HaloApiResource, warehouse: WarehouseResource, xuids: list[int],
+                 bounded: bool = True) -> list[PlayerPlan]:
+    """Plan ``xuids`` concurrently (the process-wide limiter paces the history calls); ``bounded``: see
+    :func:`halo_pipeline.defs.sync.plan.plan_player`."""
     wh = warehouse.warehouse()
 
     async def go() -> list[PlayerPlan]:
         async with halo_api.client() as api:
-            return await asyncio.gather(*(plan_player(api, wh, x) for x in xuids))
+            return await asyncio.gather(*(plan_player(api, wh, x, bounded=bounded) for x in xuids))
 
     return run_api(go()) if xuids else []
 

@@ -1,0 +1,206 @@
+"""The Dagster instance on PostgreSQL, configured by ``deploy/dagster.yaml`` as shipped (credentials from the
+environment), with the real ``dagster-daemon``: the delta-sync sensor requests a run per synthetic player, the
+run queue runs them at the same time, and the ``halo_api`` pool (limit 1) lets one API-calling step run at a
+time across both runs.
+
+The PostgreSQL server is real and started here: the binaries of the ``pgserver`` wheel (a dev dependency, so
+no system package is needed), or Debian's ``postgresql`` (``/usr/lib/postgresql/*/bin``) when the wheel is
+absent. It listens on 127.0.0.1 with password authentication, like a remote server.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from halo_pipeline.emulator.server import Emulator
+from halo_pipeline.emulator.synthetic import SyntheticWorld
+from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.storage.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PASSWORD = "halo-test-secret"
+API_POOL = "halo_api"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binaries() -> tuple[Path, str | None]:
+    """``(bin folder, system user to run as when root)``; skips when no PostgreSQL server can be had."""
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        if (POSTGRES_BIN_PATH / "initdb").exists():
+            return POSTGRES_BIN_PATH, "pgserver"
+    except ImportError:
+        pass
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(folder, "initdb").exists():
+            return Path(folder), "postgres"
+    pytest.skip("no PostgreSQL server binaries: neither the pgserver wheel (pip install -e '.[dev]') nor Debian's "
+                "postgresql package (/usr/lib/postgresql/*/bin) is installed")
+
+
+@contextmanager
+def postgres_server() -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL cluster on 127.0.0.1:<free port> (password auth for TCP); yields the
+    ``DAGSTER_PG_*`` variables ``deploy/dagster.yaml`` reads. Stopped (``pg_ctl stop -m fast``) and deleted after."""
+    bin_dir, system_user = _binaries()
+    root = Path(tempfile.mkdtemp(prefix="halo-pg-"))  # short: the unix socket path is limited to ~100 bytes
+    data = root / "data"
+    user = None
+    if os.geteuid() == 0:  # postgres refuses to run as root: run it as an unprivileged system user
+        if system_user == "pgserver":
+            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+            ensure_user_exists(system_user)
+            ensure_prefix_permissions(bin_dir)
+            ensure_folder_permissions(bin_dir, 0o055)
+            ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+        try:
+            pwd.getpwnam(system_user)  # Debian's package creates `postgres`; pgserver's helper created its own
+        except KeyError:
+            pytest.skip(f"running as root and no system user {system_user!r} to run PostgreSQL as")
+        user = system_user
+        root.chmod(0o755)
+    pwfile = root / "pw"
+    pwfile.write_text(PASSWORD + "\n")
+    if user:
+        shutil.chown(root, user)
+        shutil.chown(pwfile, user)
+
+    def run(*args: str) -> None:
+        done = subprocess.run([str(bin_dir / args[0]), *args[1:]], user=user, capture_output=True, text=True,
+                              timeout=120, cwd=root)
+        assert done.returncode == 0, f"{args[0]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+    port = _free_port()
+    run("initdb", "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}", "--auth-local=trust",
+        "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync")
+    try:
+        run("pg_ctl", "-D", str(data), "-w", "-t", "60", "-l", str(root / "server.log"), "-o",
+            f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+        run("createdb", "-h", str(root), "-p", str(port), "-U", "postgres", "dagster")
+        yield {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USER": "postgres",
+               "DAGSTER_PG_PASSWORD": PASSWORD, "DAGSTER_PG_DB": "dagster"}
+    finally:
+        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], user=user,
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def _api_steps() -> set[str]:
+    """Step keys of sync_job that are in the ``halo_api`` pool."""
+    from halo_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("sync_job")
+    return {name for name, node in job.graph.node_dict.items() if node.definition.pool == API_POOL}
+
+
+@pytest.mark.timeout(400)
+def test_daemon_on_postgres_runs_two_syncs_at_once_under_the_pool(tmp_path, monkeypatch):
+    # Enough matches and latency that each run's API steps last seconds: two runs started by one tick contend.
+    world = SyntheticWorld(seed=31, players=2, months=1, matches_per_month=24)
+    xuids = [p.xuid for p in world.players]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    data = tmp_path / "data"
+    with postgres_server() as pg, Emulator(synthetic=world, latency_ms=250) as emulator:
+        for name, value in pg.items():
+            monkeypatch.setenv(name, value)
+        env = {**os.environ, **pg, "DAGSTER_HOME": str(home), "HALO_API_URL": emulator.url,
+               "HALO_DATA_DIR": str(data), "HALO_REFERENCE_DIR": str(REPO / "static" / "reference")}
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+            assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+            instance.add_dynamic_partitions(PLAYERS, [str(x) for x in xuids])
+        started = subprocess.run([str(BIN / "dagster"), "sensor", "start", "delta_sync_sensor", "-w", "workspace.yaml"],
+                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                deadline = time.monotonic() + 300
+                runs: list = []
+                while time.monotonic() < deadline:
+                    runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))
+                    if len(runs) >= 2 and all(r.is_finished for r in runs):
+                        break
+                    time.sleep(2)
+                assert len(runs) >= 2 and all(r.is_finished for r in runs), [(r.run_id, r.status) for r in runs]
+        finally:
+            _stop(daemon)
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))
+            assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+            assert all(r.tags.get("dagster/sensor_name") == "delta_sync_sensor" for r in runs)
+            assert {r.tags["halo/player"] for r in runs} == {str(x) for x in xuids}
+
+            # The queue ran them at the same time: every run started before any other ended.
+            records = instance.get_run_records(dg.RunsFilter(job_name="sync_job"))
+            spans = [(r.start_time, r.end_time) for r in records]
+            assert max(s for s, _ in spans) < min(e for _, e in spans), f"runs did not overlap: {spans}"
+
+            # The pool held at most one API-calling step at a time across runs: their execution intervals
+            # (STEP_START → STEP_SUCCESS) are disjoint, and some step did wait for the pool.
+            api_steps = _api_steps()
+            assert {"match_history", "raw_matches"} <= api_steps
+            intervals, blocked = [], 0
+            for run in runs:
+                starts: dict[str, float] = {}
+                for entry in instance.all_logs(run.run_id):
+                    event = entry.dagster_event
+                    if event is None:
+                        continue
+                    if event.event_type == dg.DagsterEventType.ENGINE_EVENT and \
+                            f"blocked by limit for pool {API_POOL}" in (entry.user_message or ""):
+                        blocked += 1
+                    if event.step_key not in api_steps:
+                        continue
+                    if event.event_type == dg.DagsterEventType.STEP_START:
+                        starts[event.step_key] = entry.timestamp
+                    elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                        intervals.append((starts.pop(event.step_key), entry.timestamp, run.run_id, event.step_key))
+            assert len(intervals) >= 2 * 2, intervals  # ≥ 2 API steps in each run
+            intervals.sort()
+            for (s1, e1, r1, k1), (s2, e2, r2, k2) in zip(intervals, intervals[1:], strict=False):
+                assert e1 <= s2, f"{k1} of {r1[:8]} ({s1:.2f}–{e1:.2f}) overlapped {k2} of {r2[:8]} ({s2:.2f}–{e2:.2f})"
+            assert blocked >= 1, "no step ever waited for the halo_api pool: the test would not show the limit"
+
+    # Both players are fully synced into the warehouse.
+    wh = Warehouse(data)
+    for xuid in xuids:
+        assert set(wh.read_table("match_facts", xuid)["match_id"]) == set(world.match_ids(xuid))
