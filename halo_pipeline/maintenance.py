@@ -232,12 +232,6 @@ def archive(wh: Warehouse, older_than_days: int, today: date | None = None) -> l
 def refresh_catalog_now(wh: Warehouse) -> dict[str, int]:
     """Re-create the catalog's views (as the ``warehouse_catalog`` asset does), e.g. after an archive moved
     files: a view whose glob no longer matches a file would fail."""
-    import duckdb
+    from halo_pipeline.defs.warehouse.assets import build_catalog
 
-    from halo_pipeline.defs.reference.assets import REFERENCE_TABLES
-    from halo_pipeline.defs.sync.state import SYNC_META, SYNC_META_SCHEMA
-    from halo_pipeline.defs.warehouse.assets import TABLE_SCHEMAS
-    from halo_pipeline.storage.catalog import refresh_catalog
-
-    with duckdb.connect(str(wh.catalog_path)) as con:
-        return refresh_catalog(con, wh, TABLE_SCHEMAS, REFERENCE_TABLES, per_player={SYNC_META: SYNC_META_SCHEMA})
+    return build_catalog(wh)

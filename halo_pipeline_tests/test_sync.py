@@ -257,3 +257,19 @@ def test_delta_sync_refreshes_the_analytics_it_made_stale(tmp_path, monkeypatch)
     for table in ("performance_scores", "session_stats"):
         assert Warehouse(tmp_path / "step").read_table(table, xuid).sort(pl.all()).equals(
             Warehouse(tmp_path / "once").read_table(table, xuid).sort(pl.all())), table
+
+
+def test_full_sync_with_since_and_max_matches(tmp_path, monkeypatch):
+    world = SyntheticWorld(seed=6, players=1, months=2, matches_per_month=10)
+    xuid = world.players[0].xuid
+    with Emulator(synthetic=world) as emulator:
+        monkeypatch.setenv("HALO_API_URL", emulator.url)
+        monkeypatch.setenv("HALO_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        report = sync_players(defs, instance, HaloApiResource(), WarehouseResource(), full=True, since="2025-05",
+                              max_matches=4, log=lambda _: None)
+    assert report.ok and any(job == "full_sync" for _, job, _, _ in report.runs)
+    facts = Warehouse(tmp_path / "data").read_table("match_facts", xuid)
+    assert sorted(facts["match_id"]) == sorted(world.match_ids(xuid)[:4])  # the newest 4
