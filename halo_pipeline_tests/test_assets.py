@@ -134,3 +134,21 @@ def test_definitions_load_like_dagster_definitions_validate():
     assert {"sync_job", "full_sync", "rederive_job", "analytics_job", "reference_job", "catalog_job"} <= jobs
     assert {s.name for s in defs.sensors} >= {"delta_sync_sensor", "declared_players_sensor"}
     assert [s.name for s in defs.schedules] == ["daily_delta_sync"]
+
+
+def test_chunked_derivation_equals_one_pass(recorded_emulator, tmp_path, monkeypatch):
+    """Stats tables are derived a few bodies at a time (flat memory); the result is the same as one pass."""
+    from halo_pipeline.defs.stats import single_pass
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PLAYERS, [str(OWNER_XUID)])
+    tags = partition_range_tags(OWNER_XUID, "2025-01-01", "2025-01-01")
+    assert dg.materialize(SYNC_ASSETS, instance=instance, resources=resources(recorded_emulator.url, tmp_path),
+                          tags=tags).success
+    wh = Warehouse(tmp_path)
+    whole = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.STATS_TRANSFORMS)
+    monkeypatch.setattr(single_pass, "CHUNK", 2)
+    chunked = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.STATS_TRANSFORMS)
+    assert whole["match_facts"].height == 5
+    for table, frame in whole.items():
+        assert chunked[table].equals(frame), table

@@ -23,11 +23,6 @@ STATS_GROUP = "stats"
 Derive = Callable[[Warehouse, int, str], pl.DataFrame]
 
 
-def from_stats(transform: Callable[[list[dict]], pl.DataFrame]) -> Derive:
-    """A :data:`Derive` applying ``transform`` to the partition's landed stats bodies."""
-    return lambda wh, xuid, month: transform(raw.stats_bodies(wh, raw.landed_match_ids(wh, xuid, month)))
-
-
 #: Declared columns of every derived table, filled by :func:`derived_asset` (the catalog uses them).
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {}
 #: The pure derivation of every derived table (what its asset runs per partition, without Dagster).

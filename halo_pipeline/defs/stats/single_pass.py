@@ -62,6 +62,26 @@ def run_scope(run_id: str, tables: Iterable[str] | None) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
+#: Stats bodies parsed at a time: a parsed body is ≈ 10× its JSON, so a partition is derived chunk by chunk
+#: and peak memory does not grow with the number of matches in a partition.
+CHUNK = 256
+
+
+def derive_chunked(wh: Warehouse, xuid: int, month: str, tables: Iterable[str]) -> dict[str, pl.DataFrame]:
+    """``{table: frame}`` of the partition's landed stats bodies, parsing :data:`CHUNK` bodies at a time."""
+    ids = list(dict.fromkeys(raw.landed_match_ids(wh, xuid, month)))
+    names = list(tables)
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in names}
+    for start in range(0, max(len(ids), 1), CHUNK):
+        bodies = raw.stats_bodies(wh, ids[start:start + CHUNK])
+        for name in names:
+            parts[name].append(STATS_TRANSFORMS[name](bodies, xuid))
+    frames = {name: pl.concat(chunks, how="vertical") for name, chunks in parts.items()}
+    if "match_facts" in frames and len(parts["match_facts"]) > 1:  # its rows are in time order
+        frames["match_facts"] = frames["match_facts"].sort("start_time", "match_id", nulls_last=True)
+    return frames
+
+
 def stats_table(wh: Warehouse, xuid: int, month: str, table: str) -> pl.DataFrame:
     """The ``table`` frame of partition ``xuid`` × ``month``, derived from its landed stats bodies.
 
@@ -70,8 +90,7 @@ def stats_table(wh: Warehouse, xuid: int, month: str, table: str) -> pl.DataFram
     """
     scope = _SCOPE.get()
     if scope is None or table not in scope.tables:
-        bodies = raw.stats_bodies(wh, raw.landed_match_ids(wh, xuid, month))
-        return STATS_TRANSFORMS[table](bodies, xuid)
+        return derive_chunked(wh, xuid, month, [table])[table]
     key = (scope.run_id, str(wh.data_dir), xuid, month)
     with _LOCK:
         entry = _CACHE.get(key)
@@ -80,8 +99,7 @@ def stats_table(wh: Warehouse, xuid: int, month: str, table: str) -> pl.DataFram
             if not entry:
                 del _CACHE[key]
             return frame
-    bodies = raw.stats_bodies(wh, raw.landed_match_ids(wh, xuid, month))
-    frames = {name: STATS_TRANSFORMS[name](bodies, xuid) for name in scope.tables}
+    frames = derive_chunked(wh, xuid, month, scope.tables)
     frame = frames.pop(table)
     if frames:
         with _LOCK:
