@@ -4,7 +4,6 @@ the daemon is started in its own process group and stopped by that pid."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,19 +17,10 @@ from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.instance import ensure_home
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline_tests.conftest import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 @pytest.mark.timeout(400)
@@ -66,7 +56,7 @@ def test_daemon_sensor_syncs_a_player(tmp_path):
                 time.sleep(3)
             assert landed == expected, f"{len(landed)}/{len(expected)} matches synced by the daemon's runs"
         finally:
-            _stop(daemon)
+            stop_process_group(daemon)
         assert daemon.returncode is not None
         with dg.DagsterInstance.from_config(str(home)) as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))

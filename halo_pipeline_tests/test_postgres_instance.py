@@ -14,7 +14,6 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline_tests.conftest import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -108,16 +108,6 @@ def postgres_server() -> Iterator[dict[str, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 def _api_steps() -> set[str]:
     """Step keys of sync_job that are in the ``halo_api`` pool."""
     from halo_pipeline.definitions import defs
@@ -161,7 +151,7 @@ def test_daemon_on_postgres_runs_two_syncs_at_once_under_the_pool(tmp_path, monk
                     time.sleep(2)
                 assert len(runs) >= 2 and all(r.is_finished for r in runs), [(r.run_id, r.status) for r in runs]
         finally:
-            _stop(daemon)
+            stop_process_group(daemon)
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="sync_job"))

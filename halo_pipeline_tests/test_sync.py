@@ -152,13 +152,18 @@ def test_sensor_tick_is_bounded_and_round_robin(tmp_path, monkeypatch):
         assert seen[0] == set(xuids[:2]) and seen[1] == {xuids[2], xuids[0]} and seen[2] == {xuids[1], xuids[2]}
 
 
+def use_emulator(monkeypatch, emulator: Emulator, data_dir: Path) -> None:
+    """Point the default resources (what ``halo-pipeline sync`` uses) at ``emulator`` and ``data_dir``."""
+    monkeypatch.setenv("HALO_API_URL", emulator.url)
+    monkeypatch.setenv("HALO_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+
+
 def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch):
     world = SyntheticWorld(seed=4, players=1, months=3, matches_per_month=12)
     xuid = world.players[0].xuid
     with Emulator(synthetic=world) as emulator:
-        monkeypatch.setenv("HALO_API_URL", emulator.url)
-        monkeypatch.setenv("HALO_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        use_emulator(monkeypatch, emulator, tmp_path / "data")
         instance = dg.DagsterInstance.ephemeral()
         wh = WarehouseResource().warehouse()
         add_player(instance, wh.landing, HaloApiResource(), str(xuid))
@@ -263,9 +268,7 @@ def test_full_sync_with_since_and_max_matches(tmp_path, monkeypatch):
     world = SyntheticWorld(seed=6, players=1, months=2, matches_per_month=10)
     xuid = world.players[0].xuid
     with Emulator(synthetic=world) as emulator:
-        monkeypatch.setenv("HALO_API_URL", emulator.url)
-        monkeypatch.setenv("HALO_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        use_emulator(monkeypatch, emulator, tmp_path / "data")
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
         report = sync_players(defs, instance, HaloApiResource(), WarehouseResource(), full=True, since="2025-05",
