@@ -119,7 +119,7 @@ def _api_steps() -> set[str]:
 @pytest.mark.timeout(400)
 def test_daemon_on_postgres_runs_two_syncs_at_once_under_the_pool(tmp_path, monkeypatch):
     # Enough matches and latency that each run's API steps last seconds: two runs started by one tick contend.
-    world = SyntheticWorld(seed=31, players=2, months=1, matches_per_month=24)
+    world = SyntheticWorld(seed=31, players=2, months=1, matches_per_month=80)
     xuids = [p.xuid for p in world.players]
     home = tmp_path / "dagster_home"
     home.mkdir()
