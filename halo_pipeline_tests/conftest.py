@@ -81,3 +81,17 @@ def stop_process_group(process) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+def start_daemon_with_sensor(env: dict, sensor: str = "delta_sync_sensor"):
+    """Start ``sensor`` in the instance at ``env["DAGSTER_HOME"]``, then the real ``dagster-daemon`` in its own
+    process group (stop it with :func:`stop_process_group`); returns the daemon's ``Popen``."""
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    started = subprocess.run([str(bin_dir / "dagster"), "sensor", "start", sensor, "-w", "workspace.yaml"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    return subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

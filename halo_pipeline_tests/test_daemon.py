@@ -4,8 +4,6 @@ the daemon is started in its own process group and stopped by that pid."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,10 +15,9 @@ from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.instance import ensure_home
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline_tests.conftest import stop_process_group
+from halo_pipeline_tests.conftest import start_daemon_with_sensor, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 @pytest.mark.timeout(400)
@@ -34,11 +31,7 @@ def test_daemon_sensor_syncs_a_player(tmp_path):
                "HALO_REFERENCE_DIR": str(REPO / "static" / "reference")}
         with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
-        started = subprocess.run([str(BIN / "dagster"), "sensor", "start", "delta_sync_sensor", "-w", "workspace.yaml"],
-                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stderr[-2000:]
-        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        daemon = start_daemon_with_sensor(env)
         try:
             wh = Warehouse(data)
             expected = set(world.match_ids(xuid))

@@ -30,10 +30,9 @@ from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline_tests.conftest import stop_process_group
+from halo_pipeline_tests.conftest import start_daemon_with_sensor, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PASSWORD = "halo-test-secret"
 API_POOL = "halo_api"
 
@@ -135,11 +134,7 @@ def test_daemon_on_postgres_runs_two_syncs_at_once_under_the_pool(tmp_path, monk
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
             assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
             instance.add_dynamic_partitions(PLAYERS, [str(x) for x in xuids])
-        started = subprocess.run([str(BIN / "dagster"), "sensor", "start", "delta_sync_sensor", "-w", "workspace.yaml"],
-                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stderr[-2000:]
-        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        daemon = start_daemon_with_sensor(env)
         try:
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 deadline = time.monotonic() + 300
