@@ -14,6 +14,7 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1          # pool "halo_api": assets that call the Halo API, one step at a time
+    op_granularity_run_buffer: 1   # launch a run whose first step waits for the pool: runs overlap
   runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:
