@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import polars as pl
@@ -56,6 +57,26 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def timestamp_us(text: str | None) -> int | None:
+    """The instant of :func:`parse_time` as integer microseconds since the Unix epoch (a timestamp without an
+    offset is UTC); None for None or unparseable text.
+
+    A ``Datetime("us", "UTC")`` column built (by :func:`frame`) from these integers holds the same instants as
+    one built from the ``datetime`` objects, about 10× faster: polars converts each zone-aware ``datetime``
+    object through Python calls.
+    """
+    moment = parse_time(text)
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 def unwrap_player_id(player_id: str | None) -> int | None:
     """The xuid of ``"xuid(2535…)"``; None for bots (``"bid(…)"``) or anything else."""
     if player_id and player_id.startswith("xuid(") and player_id.endswith(")"):
@@ -65,17 +86,35 @@ def unwrap_player_id(player_id: str | None) -> int | None:
     return None
 
 
-def frame(columns: dict[str, list], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """One DataFrame from plain column lists with the declared dtypes.
+_CONVERSION_ERRORS = (TypeError, OverflowError, pl.exceptions.PolarsError)
 
-    Built strictly; if a value does not fit its declared type (e.g. an enum value outside Int8 sent by a newer
-    API), the frame is rebuilt non-strictly so that value becomes null instead of losing the whole batch (the raw
-    landing keeps the original body).
-    """
+
+def _series(name: str, values: Sequence, dtype: pl.DataType) -> pl.Series:
     try:
-        return pl.DataFrame(columns, schema=schema)
-    except (TypeError, OverflowError, pl.exceptions.PolarsError):
-        return pl.DataFrame(columns, schema=schema, strict=False)
+        return pl.Series(name, values, dtype)
+    except _CONVERSION_ERRORS:
+        return pl.Series(name, values, dtype, strict=False)
+
+
+def frame(columns: dict[str, Sequence], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One DataFrame from plain column sequences (lists or tuples) with the declared dtypes.
+
+    Each column is built strictly; if a value does not fit its declared type (e.g. an enum value outside Int8
+    sent by a newer API), that column is rebuilt non-strictly so the value becomes null instead of losing the
+    whole batch (the raw landing keeps the original body). A ``Datetime`` column also takes integers: its
+    physical values (e.g. microseconds since the epoch, see :func:`timestamp_us`).
+    """
+    return pl.DataFrame([_series(name, columns[name], dtype) for name, dtype in schema.items()])
+
+
+def tuples_frame(rows: Sequence[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One DataFrame from row tuples holding one value per column of ``schema``, in its order.
+
+    Transposed in one C-level ``zip`` and built by :func:`frame` (same overflow rule): several times faster than
+    row dicts, for the per-match transforms.
+    """
+    columns = zip(*rows, strict=True) if rows else ((),) * len(schema)
+    return frame(dict(zip(schema, columns, strict=True)), schema)
 
 
 def rows_frame(rows: list[dict], schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -27,6 +27,7 @@ Conventions shared by every frame here:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -38,6 +39,8 @@ from halo_pipeline.transforms._common import (
     frame,
     parse_time,
     rows_frame,
+    timestamp_us,
+    tuples_frame,
     unwrap_player_id,
 )
 
@@ -220,31 +223,32 @@ def _asset(info: dict, key: str) -> tuple[str | None, str | None]:
     return ref.get("AssetId"), ref.get("VersionId")
 
 
-def _match_info_values(match_id: str, info: dict) -> dict[str, Any]:
+def _match_info_values(info: dict) -> tuple:
+    """``MatchInfo`` as the values of :data:`_MATCH_INFO_SCHEMA` after ``match_id``, in its order (timestamps
+    as epoch microseconds, see :func:`~halo_pipeline.transforms._common.timestamp_us`)."""
     map_id, map_version = _asset(info, "MapVariant")
     variant_id, variant_version = _asset(info, "UgcGameVariant")
     playlist_id, playlist_version = _asset(info, "Playlist")
     pair_id, pair_version = _asset(info, "PlaylistMapModePair")
-    return {
-        "match_id": match_id,
-        "start_time": parse_time(info.get("StartTime")),
-        "end_time": parse_time(info.get("EndTime")),
-        "duration_seconds": duration_seconds(info.get("Duration")),
-        "playable_duration_seconds": duration_seconds(info.get("PlayableDuration")),
-        "lifecycle_mode": info.get("LifecycleMode"),
-        "game_variant_category": info.get("GameVariantCategory"),
-        "level_id": info.get("LevelId"),
-        "map_id": map_id,
-        "map_version_id": map_version,
-        "game_variant_id": variant_id,
-        "game_variant_version_id": variant_version,
-        "playlist_id": playlist_id,
-        "playlist_version_id": playlist_version,
-        "playlist_experience": info.get("PlaylistExperience"),
-        "map_mode_pair_id": pair_id,
-        "map_mode_pair_version_id": pair_version,
-        "season_id": info.get("SeasonId"),
-    }
+    return (
+        timestamp_us(info.get("StartTime")),
+        timestamp_us(info.get("EndTime")),
+        duration_seconds(info.get("Duration")),
+        duration_seconds(info.get("PlayableDuration")),
+        info.get("LifecycleMode"),
+        info.get("GameVariantCategory"),
+        info.get("LevelId"),
+        map_id,
+        map_version,
+        variant_id,
+        variant_version,
+        playlist_id,
+        playlist_version,
+        info.get("PlaylistExperience"),
+        pair_id,
+        pair_version,
+        info.get("SeasonId"),
+    )
 
 
 def _core_entries(player: dict) -> list[dict]:
@@ -256,49 +260,77 @@ def _core_entries(player: dict) -> list[dict]:
     return out
 
 
-_SUM_FIELDS: tuple[tuple[str, str], ...] = tuple(_COUNT_FIELDS.items()) + tuple(_BIG_FIELDS.items())
+#: CoreStats fields summed over a player's entries, in the order :func:`_player_figures` unpacks them.
+_SUM_FIELDS: tuple[str, ...] = tuple(_COUNT_FIELDS) + tuple(_BIG_FIELDS)
+_read_sum_fields = itemgetter(*_SUM_FIELDS)
 
 
-def _player_totals(player: dict) -> dict[str, Any]:
-    """A player's match totals over all their PlayerTeamStats entries, plus derived ratios."""
-    cores = _core_entries(player)
+def _medal_count(core: dict) -> int:
+    return sum([medal.get("Count") or 0 for medal in core.get("Medals") or ()])
+
+
+def _summed(cores: list[dict]) -> tuple[Sequence, Any, int]:
+    """(the :data:`_SUM_FIELDS` totals, max killing spree, medal count) over a player's CoreStats entries; a
+    missing or null field counts as 0."""
     if len(cores) == 1:  # the common case: read the values, no summing
         core = cores[0]
-        totals: dict[str, Any] = {column: core.get(field) or 0 for field, column in _SUM_FIELDS}
-        totals["max_killing_spree"] = core.get("MaxKillingSpree") or 0
-        totals["medal_count"] = sum(m.get("Count") or 0 for m in core.get("Medals") or ())
-    else:
-        totals = {column: 0 for _, column in _SUM_FIELDS}
-        spree = medal_count = 0
-        for core in cores:
-            for field, column in _SUM_FIELDS:
-                totals[column] += core.get(field) or 0
-            spree = max(spree, core.get("MaxKillingSpree") or 0)
-            medal_count += sum(m.get("Count") or 0 for m in core.get("Medals") or ())
-        totals["max_killing_spree"] = spree
-        totals["medal_count"] = medal_count
-    kills, deaths, assists = totals["kills"], totals["deaths"], totals["assists"]
-    totals["kda"] = kills + assists / 3 - deaths
-    totals["kd_ratio"] = kills / max(deaths, 1)
-    fired = totals["shots_fired"]
-    totals["accuracy"] = totals["shots_hit"] / fired * 100 if fired else None
-    return totals
+        try:
+            sums = _read_sum_fields(core)  # one C-level call for all the fields
+        except KeyError:
+            sums = [core.get(field) for field in _SUM_FIELDS]
+        if None in sums:
+            sums = [value or 0 for value in sums]
+        return sums, core.get("MaxKillingSpree") or 0, _medal_count(core)
+    sums = [0] * len(_SUM_FIELDS)
+    spree = medal_count = 0
+    for core in cores:
+        for i, field in enumerate(_SUM_FIELDS):
+            sums[i] += core.get(field) or 0
+        spree = max(spree, core.get("MaxKillingSpree") or 0)
+        medal_count += _medal_count(core)
+    return sums, spree, medal_count
 
 
-def _participation(player: dict) -> dict[str, Any]:
-    info = player.get("ParticipationInfo") or {}
-    return {
-        "time_played_seconds": duration_seconds(info.get("TimePlayed")),
-        "present_at_beginning": info.get("PresentAtBeginning"),
-        "joined_in_progress": info.get("JoinedInProgress"),
-        "left_in_progress": info.get("LeftInProgress"),
-        "present_at_completion": info.get("PresentAtCompletion"),
-    }
+#: The per-player columns of :data:`MATCH_FACTS_SCHEMA` (those after ``rank``), the order of
+#: :func:`_player_figures`; :data:`MATCH_PARTICIPANTS_SCHEMA` takes a subset of them.
+_FIGURES: tuple[str, ...] = tuple(MATCH_FACTS_SCHEMA)[tuple(MATCH_FACTS_SCHEMA).index("rank") + 1:]
 
 
-def _time_order(row: dict[str, Any]) -> tuple:
-    start = row["start_time"]
-    return (start is None, start.timestamp() if start is not None else 0.0, row["match_id"])
+def _player_figures(player: dict) -> tuple:
+    """A player's :data:`_FIGURES`: match totals over all their PlayerTeamStats entries, derived ratios, then
+    their ``ParticipationInfo``."""
+    sums, spree, medal_count = _summed(_core_entries(player))
+    (kills, deaths, assists, headshot_kills, melee_kills, grenade_kills, power_weapon_kills, suicides, betrayals,
+     callout_assists, shots_fired, shots_hit, score, personal_score, damage_dealt, damage_taken) = sums  # _SUM_FIELDS
+    participation = player.get("ParticipationInfo") or {}
+    return (
+        kills,
+        deaths,
+        assists,
+        kills + assists / 3 - deaths,  # kda
+        kills / max(deaths, 1),  # kd_ratio
+        shots_hit / shots_fired * 100 if shots_fired else None,  # accuracy
+        shots_fired,
+        shots_hit,
+        score,
+        personal_score,
+        damage_dealt,
+        damage_taken,
+        headshot_kills,
+        melee_kills,
+        grenade_kills,
+        power_weapon_kills,
+        suicides,
+        betrayals,
+        spree,
+        callout_assists,
+        medal_count,
+        duration_seconds(participation.get("TimePlayed")),
+        participation.get("PresentAtBeginning"),
+        participation.get("JoinedInProgress"),
+        participation.get("LeftInProgress"),
+        participation.get("PresentAtCompletion"),
+    )
 
 
 # --------------------------------------------------------------------------------------------------- frames
@@ -325,23 +357,38 @@ def match_facts(bodies: Sequence[dict], owner_xuid: int) -> pl.DataFrame:
         present_at_completion Boolean (``ParticipationInfo``).
     All figures are totals over the owner's PlayerTeamStats entries.
     """
-    owner_id = f"xuid({int(owner_xuid)})"
-    rows: list[dict[str, Any]] = []
+    owner = int(owner_xuid)
+    owner_id = f"xuid({owner})"
+    rows: list[tuple] = []
     for body in _unique(bodies):
         for player in body.get("Players") or ():
             if player.get("PlayerId") != owner_id:
                 continue
-            row = _match_info_values(body["MatchId"], body.get("MatchInfo") or {})
-            row["xuid"] = int(owner_xuid)
-            row["team_id"] = player.get("LastTeamId")
-            row["outcome"] = player.get("Outcome")
-            row["rank"] = player.get("Rank")
-            row.update(_player_totals(player))
-            row.update(_participation(player))
-            rows.append(row)
+            rows.append((  # MATCH_FACTS_SCHEMA order
+                body["MatchId"],
+                owner,
+                *_match_info_values(body.get("MatchInfo") or {}),
+                player.get("LastTeamId"),
+                player.get("Outcome"),
+                player.get("Rank"),
+                *_player_figures(player),
+            ))
             break
-    rows.sort(key=_time_order)
-    return rows_frame(rows, MATCH_FACTS_SCHEMA)
+    rows.sort(key=_facts_order)
+    return tuples_frame(rows, MATCH_FACTS_SCHEMA)
+
+
+def _facts_order(row: tuple) -> tuple:
+    """Sort key of a :func:`match_facts` row: ``(start_time, match_id)``, null start times last."""
+    match_id, start = row[0], row[2]
+    return (start is None, start or 0, match_id)
+
+
+#: Picks the :data:`MATCH_PARTICIPANTS_SCHEMA` figures (its columns after ``rank``) out of :data:`_FIGURES`.
+_participant_figures = itemgetter(*(
+    _FIGURES.index(column)
+    for column in tuple(MATCH_PARTICIPANTS_SCHEMA)[tuple(MATCH_PARTICIPANTS_SCHEMA).index("rank") + 1:]
+))
 
 
 def match_participants(bodies: Sequence[dict]) -> pl.DataFrame:
@@ -357,28 +404,26 @@ def match_participants(bodies: Sequence[dict]) -> pl.DataFrame:
         present_at_beginning, joined_in_progress, left_in_progress, present_at_completion Boolean.
     Figures are totals over each player's PlayerTeamStats entries.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple] = []
     for body in _unique(bodies):
         match_id = body["MatchId"]
         for player in body.get("Players") or ():
             player_id = player.get("PlayerId")
             player_type = player.get("PlayerType")
-            row: dict[str, Any] = {
-                "match_id": match_id,
-                "player_id": player_id,
-                "xuid": unwrap_player_id(player_id),
-                "is_human": player_type == 1,
-                "player_type": player_type,
-                "bot_difficulty": (player.get("BotAttributes") or {}).get("Difficulty"),
-                "team_id": player.get("LastTeamId"),
-                "team_count": len(player.get("PlayerTeamStats") or ()),
-                "outcome": player.get("Outcome"),
-                "rank": player.get("Rank"),
-            }
-            row.update(_player_totals(player))
-            row.update(_participation(player))
-            rows.append(row)
-    return rows_frame(rows, MATCH_PARTICIPANTS_SCHEMA)
+            rows.append((  # MATCH_PARTICIPANTS_SCHEMA order
+                match_id,
+                player_id,
+                unwrap_player_id(player_id),
+                player_type == 1,
+                player_type,
+                (player.get("BotAttributes") or {}).get("Difficulty"),
+                player.get("LastTeamId"),
+                len(player.get("PlayerTeamStats") or ()),
+                player.get("Outcome"),
+                player.get("Rank"),
+                *_participant_figures(_player_figures(player)),
+            ))
+    return tuples_frame(rows, MATCH_PARTICIPANTS_SCHEMA)
 
 
 def _awards(bodies: Sequence[dict], key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -480,5 +525,10 @@ def history_frame(history_results: Sequence[dict], owner_xuid: int) -> pl.DataFr
             "rank": entry.get("Rank"),
             "present_at_end": entry.get("PresentAtEndOfMatch"),
         })
-    rows.sort(key=_time_order)
+    rows.sort(key=_history_order)
     return rows_frame(rows, HISTORY_SCHEMA)
+
+
+def _history_order(row: dict[str, Any]) -> tuple:
+    start = row["start_time"]
+    return (start is None, start.timestamp() if start is not None else 0.0, row["match_id"])
