@@ -77,8 +77,12 @@ def timestamp_us(text: str | None) -> int | None:
     return (moment - _EPOCH) // _MICROSECOND
 
 
+@lru_cache(maxsize=16384)
 def unwrap_player_id(player_id: str | None) -> int | None:
-    """The xuid of ``"xuid(2535…)"``; None for bots (``"bid(…)"``) or anything else."""
+    """The xuid of ``"xuid(2535…)"``; None for bots (``"bid(…)"``) or anything else.
+
+    Cached: the same players recur across matches, and each transform of a match unwraps its player ids.
+    """
     if player_id and player_id.startswith("xuid(") and player_id.endswith(")"):
         digits = player_id[5:-1]
         if digits.isdigit():
