@@ -426,29 +426,48 @@ def match_participants(bodies: Sequence[dict]) -> pl.DataFrame:
     return tuples_frame(rows, MATCH_PARTICIPANTS_SCHEMA)
 
 
+def _sum_awards(cores: list[dict], key: str, name_ids: list, counts: list, scores: list) -> None:
+    """Append a player's ``key`` awards summed per name_id over their CoreStats entries, in first-appearance
+    order; awards without a NameId are skipped."""
+    totals: dict[int, list[int]] = {}
+    for core in cores:
+        for award in core.get(key) or ():
+            name_id = award.get("NameId")
+            if name_id is None:
+                continue
+            acc = totals.setdefault(name_id, [0, 0])
+            acc[0] += award.get("Count") or 0
+            acc[1] += award.get("TotalPersonalScoreAwarded") or 0
+    for name_id, (count, score) in totals.items():
+        name_ids.append(name_id)
+        counts.append(count)
+        scores.append(score)
+
+
 def _awards(bodies: Sequence[dict], key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     columns = empty_columns(schema)
+    match_ids, player_ids, xuids, name_ids, counts, scores = columns.values()  # MEDALS_SCHEMA order
     for body in _unique(bodies):
         match_id = body["MatchId"]
         for player in body.get("Players") or ():
-            player_id = player.get("PlayerId")
-            xuid = unwrap_player_id(player_id)
-            totals: dict[int, list[int]] = {}
-            for core in _core_entries(player):
-                for award in core.get(key) or ():
-                    name_id = award.get("NameId")
-                    if name_id is None:
-                        continue
-                    acc = totals.setdefault(name_id, [0, 0])
-                    acc[0] += award.get("Count") or 0
-                    acc[1] += award.get("TotalPersonalScoreAwarded") or 0
-            for name_id, (count, score) in totals.items():
-                columns["match_id"].append(match_id)
-                columns["player_id"].append(player_id)
-                columns["xuid"].append(xuid)
-                columns["name_id"].append(name_id)
-                columns["count"].append(count)
-                columns["total_personal_score"].append(score)
+            cores = _core_entries(player)
+            start = len(name_ids)
+            if len(cores) == 1:  # the common case: one entry, each name_id listed once: nothing to sum
+                for award in cores[0].get(key) or ():
+                    name_ids.append(award.get("NameId"))
+                    counts.append(award.get("Count") or 0)
+                    scores.append(award.get("TotalPersonalScoreAwarded") or 0)
+                listed = name_ids[start:]
+                if None in listed or len(set(listed)) < len(listed):  # not so: undo, then sum
+                    del name_ids[start:], counts[start:], scores[start:]
+                    _sum_awards(cores, key, name_ids, counts, scores)
+            else:
+                _sum_awards(cores, key, name_ids, counts, scores)
+            if n := len(name_ids) - start:
+                player_id = player.get("PlayerId")
+                match_ids.extend([match_id] * n)
+                player_ids.extend([player_id] * n)
+                xuids.extend([unwrap_player_id(player_id)] * n)
     return frame(columns, schema)
 
 
