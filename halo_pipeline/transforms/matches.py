@@ -496,22 +496,22 @@ def team_stats(bodies: Sequence[dict]) -> pl.DataFrame:
     Columns (:data:`TEAM_STATS_SCHEMA`): match_id Utf8; team_id Int8; outcome Int8; rank Int16; score Int32;
     kills, deaths, assists Int16; personal_score Int32 (all from ``Teams[].Stats.CoreStats``).
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple] = []
     for body in _unique(bodies):
         for team in body.get("Teams") or ():
             core = (team.get("Stats") or {}).get("CoreStats") or {}
-            rows.append({
-                "match_id": body["MatchId"],
-                "team_id": team.get("TeamId"),
-                "outcome": team.get("Outcome"),
-                "rank": team.get("Rank"),
-                "score": core.get("Score"),
-                "kills": core.get("Kills"),
-                "deaths": core.get("Deaths"),
-                "assists": core.get("Assists"),
-                "personal_score": core.get("PersonalScore"),
-            })
-    return rows_frame(rows, TEAM_STATS_SCHEMA)
+            rows.append((  # TEAM_STATS_SCHEMA order
+                body["MatchId"],
+                team.get("TeamId"),
+                team.get("Outcome"),
+                team.get("Rank"),
+                core.get("Score"),
+                core.get("Kills"),
+                core.get("Deaths"),
+                core.get("Assists"),
+                core.get("PersonalScore"),
+            ))
+    return tuples_frame(rows, TEAM_STATS_SCHEMA)
 
 
 def history_frame(history_results: Sequence[dict], owner_xuid: int) -> pl.DataFrame:
