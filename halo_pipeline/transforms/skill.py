@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from halo_pipeline.transforms._common import rows_frame, unwrap_player_id
+from halo_pipeline.transforms._common import tuples_frame, unwrap_player_id
 
 PLAYER_MATCH_SKILL_SCHEMA: dict[str, pl.DataType] = {
     "match_id": pl.Utf8,
@@ -55,6 +55,44 @@ def _team_key(key: Any) -> int | None:
         return None
 
 
+def _figures(result: dict) -> tuple:
+    """The :data:`PLAYER_MATCH_SKILL_SCHEMA` columns after ``result_code``, in its order, of a successful
+    ``Result``."""
+    team_id = result.get("TeamId")
+    mmrs = result.get("TeamMmrs") or {}
+    enemy_mmr = None
+    if team_id is not None and mmrs:
+        others = [v for k, v in mmrs.items() if _team_key(k) != team_id and v is not None]
+        enemy_mmr = sum(others) / len(others) if others else None
+    performances = result.get("StatPerformances") or {}
+    kills = performances.get("Kills") or {}
+    deaths = performances.get("Deaths") or {}
+    recap = result.get("RankRecap") or {}
+    csr_pre, tier_pre, subtier_pre = _csr(recap.get("PreMatchCsr"))
+    csr_post, tier_post, subtier_post = _csr(recap.get("PostMatchCsr"))
+    return (
+        team_id,
+        result.get("TeamMmr"),
+        enemy_mmr,
+        kills.get("Count"),
+        kills.get("Expected"),
+        kills.get("StdDev"),
+        deaths.get("Count"),
+        deaths.get("Expected"),
+        deaths.get("StdDev"),
+        csr_pre,
+        csr_post,
+        tier_pre,
+        tier_post,
+        subtier_pre,
+        subtier_post,
+    )
+
+
+#: The figures of an entry with a non-zero ``ResultCode`` or no ``Result``: all null.
+_NO_FIGURES: tuple = (None,) * (len(PLAYER_MATCH_SKILL_SCHEMA) - 3)
+
+
 def player_match_skill(items: Sequence[tuple[str, dict]]) -> pl.DataFrame:
     """One row per ``Value[]`` entry of each ``(match_id, skill body)`` pair, in input order.
 
@@ -69,34 +107,10 @@ def player_match_skill(items: Sequence[tuple[str, dict]]) -> pl.DataFrame:
         null when not ranked (empty tier or negative value).
     An entry with a non-zero ``ResultCode`` (or no ``Result``) keeps a row whose figures are null.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple] = []
     for match_id, body in items:
         for entry in (body or {}).get("Value") or ():
-            row: dict[str, Any] = {
-                "match_id": match_id,
-                "xuid": unwrap_player_id(entry.get("Id")),
-                "result_code": entry.get("ResultCode"),
-            }
             result = entry.get("Result")
-            if entry.get("ResultCode") == 0 and isinstance(result, dict):
-                team_id = result.get("TeamId")
-                row["team_id"] = team_id
-                row["team_mmr"] = result.get("TeamMmr")
-                mmrs = result.get("TeamMmrs") or {}
-                if team_id is not None and mmrs:
-                    others = [v for k, v in mmrs.items() if _team_key(k) != team_id and v is not None]
-                    row["enemy_team_mmr"] = sum(others) / len(others) if others else None
-                performances = result.get("StatPerformances") or {}
-                for stat, prefix in (("Kills", "kills"), ("Deaths", "deaths")):
-                    perf = performances.get(stat) or {}
-                    row[prefix] = perf.get("Count")
-                    row[f"{prefix}_expected"] = perf.get("Expected")
-                    row[f"{prefix}_stddev"] = perf.get("StdDev")
-                recap = result.get("RankRecap") or {}
-                for when, key in (("pre", "PreMatchCsr"), ("post", "PostMatchCsr")):
-                    value, tier, sub_tier = _csr(recap.get(key))
-                    row[f"csr_{when}"] = value
-                    row[f"csr_tier_{when}"] = tier
-                    row[f"csr_subtier_{when}"] = sub_tier
-            rows.append(row)
-    return rows_frame(rows, PLAYER_MATCH_SKILL_SCHEMA)
+            figures = _figures(result) if entry.get("ResultCode") == 0 and isinstance(result, dict) else _NO_FIGURES
+            rows.append((match_id, unwrap_player_id(entry.get("Id")), entry.get("ResultCode"), *figures))
+    return tuples_frame(rows, PLAYER_MATCH_SKILL_SCHEMA)
