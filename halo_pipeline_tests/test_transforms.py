@@ -10,6 +10,7 @@ import copy
 import json
 import math
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from spnkr.models.stats import MatchStats
 
 from halo_pipeline.transforms import film, matches, skill
-from halo_pipeline.transforms._common import duration_seconds
+from halo_pipeline.transforms._common import duration_seconds, parse_time
 from halo_pipeline.transforms.film import FilmDecodeError
 from halo_pipeline_tests.conftest import OWNER_XUID
 
@@ -290,6 +291,115 @@ def test_durations_and_times_equal_raw_json(recorded_stats: dict[str, dict]) -> 
     assert body["MatchInfo"]["Duration"] == "PT9M9.4211615S"
     assert row["duration_seconds"] == pytest.approx(549.4211615, rel=1e-6)
     assert row["start_time"].isoformat() == "2025-01-29T04:07:25.964000+00:00"
+
+
+#: Every CoreStats count summed into a column, written out here independently of the transform's own tables.
+_CORE_COLUMNS = {
+    "Kills": "kills", "Deaths": "deaths", "Assists": "assists", "HeadshotKills": "headshot_kills",
+    "MeleeKills": "melee_kills", "GrenadeKills": "grenade_kills", "PowerWeaponKills": "power_weapon_kills",
+    "Suicides": "suicides", "Betrayals": "betrayals", "CalloutAssists": "callout_assists",
+    "ShotsFired": "shots_fired", "ShotsHit": "shots_hit", "Score": "score", "PersonalScore": "personal_score",
+    "DamageDealt": "damage_dealt", "DamageTaken": "damage_taken",
+}
+
+
+def test_every_column_of_every_human_equals_raw_json(bodies: list[dict]) -> None:
+    """match_facts taken as each human in turn: every CoreStats count in its own column, the max spree and the
+    ParticipationInfo; match_participants holds the same values in the columns the two frames share."""
+    participants = matches.match_participants(bodies)
+    shared = [c for c in matches.MATCH_FACTS_SCHEMA if c in matches.MATCH_PARTICIPANTS_SCHEMA]
+    checked = 0
+    for body in bodies:
+        for player in body["Players"]:
+            if player["PlayerType"] != 1:
+                continue
+            row = matches.match_facts([body], int(player["PlayerId"][5:-1])).row(0, named=True)
+            cores = [entry["Stats"]["CoreStats"] for entry in player["PlayerTeamStats"]]
+            for field, column in _CORE_COLUMNS.items():
+                assert row[column] == sum(core[field] for core in cores), (body["MatchId"], column)
+            assert row["max_killing_spree"] == max(core["MaxKillingSpree"] for core in cores)
+            info = player["ParticipationInfo"]
+            assert row["time_played_seconds"] == pytest.approx(duration_seconds(info["TimePlayed"]), rel=1e-6)
+            assert (row["present_at_beginning"], row["joined_in_progress"], row["left_in_progress"],
+                    row["present_at_completion"]) == (info["PresentAtBeginning"], info["JoinedInProgress"],
+                                                      info["LeftInProgress"], info["PresentAtCompletion"])
+            same = participants.filter((pl.col("match_id") == body["MatchId"])
+                                       & (pl.col("player_id") == player["PlayerId"])).row(0, named=True)
+            assert {c: row[c] for c in shared} == {c: same[c] for c in shared}
+            checked += 1
+    assert checked == 48
+
+
+def _award(name_id: int | None, count: int, score: int | None) -> dict:
+    return {"NameId": name_id, "Count": count, "TotalPersonalScoreAwarded": score}
+
+
+def _award_player(player_id: str, *entries: list[dict]) -> dict:
+    """A player with one PlayerTeamStats entry per list of awards (as both Medals and PersonalScores)."""
+    return {"PlayerId": player_id, "PlayerType": 1 if player_id.startswith("xuid(") else 2,
+            "PlayerTeamStats": [{"TeamId": team, "Stats": {"CoreStats": {"Medals": awards, "PersonalScores": awards}}}
+                                for team, awards in enumerate(entries)]}
+
+
+def test_awards_sum_per_name_id_in_first_appearance_order() -> None:
+    body = {"MatchId": "m-awards", "Players": [
+        _award_player("xuid(1)", [_award(5, 1, 10), _award(7, 2, 0), _award(5, 3, 5), _award(None, 9, 9)]),
+        _award_player("xuid(2)", [_award(7, 1, 1), _award(5, 1, 1)], [_award(9, 1, 0), _award(7, 2, 2)]),
+        _award_player("bid(3)", [_award(5, 1, None)]),
+        _award_player("xuid(4)", []),
+        _award_player("xuid(6)", [_award(8, 1, 1), _award(6, 2, 2)]),
+    ]}
+    expected = [
+        ("xuid(1)", 1, 5, 4, 15), ("xuid(1)", 1, 7, 2, 0),  # a NameId twice in one entry; one without NameId
+        ("xuid(2)", 2, 7, 3, 3), ("xuid(2)", 2, 5, 1, 1), ("xuid(2)", 2, 9, 1, 0),  # two entries (team change)
+        ("bid(3)", None, 5, 1, 0),  # a bot; a null score counts as 0
+        ("xuid(6)", 6, 8, 1, 1), ("xuid(6)", 6, 6, 2, 2),  # the common case: as listed
+    ]
+    for df in (matches.medals([body]), matches.personal_scores([body])):
+        assert df["match_id"].to_list() == ["m-awards"] * len(expected)
+        assert df.select("player_id", "xuid", "name_id", "count", "total_personal_score").rows() == expected
+    participants = matches.match_participants([body])
+    assert participants["team_count"].to_list() == [1, 2, 1, 1, 1]
+    assert participants["medal_count"].to_list()[1:] == [5, 1, 0, 3]
+
+
+def test_timestamps_equal_fromisoformat(recorded_stats: dict[str, dict]) -> None:
+    """Timestamps reach polars as epoch microseconds: the same instants as ``datetime.fromisoformat`` (an offset
+    is converted, no offset is UTC), null when unparseable; rows sorted by them, nulls last."""
+    texts = ["2025-01-29T04:20:33.441Z", "2025-01-29T04:20:33.4411234Z", "2025-01-29T04:20:33+00:00",
+             "2025-01-29T06:20:33.5+02:00", "2025-01-29T04:20:33", "2024-12-31T23:59:59.999999Z", "garbage", "",
+             None]
+    batch = []
+    for i, text in enumerate(texts):
+        body = copy.deepcopy(recorded_stats["get_match_stats.json"])
+        body["MatchId"] = f"m-{i}"
+        body["MatchInfo"]["StartTime"] = body["MatchInfo"]["EndTime"] = text
+        batch.append(body)
+    facts = matches.match_facts(batch, OWNER_XUID)
+    assert facts.schema["start_time"] == pl.Datetime("us", "UTC")
+    got = dict(zip(facts["match_id"], facts["start_time"], strict=True))
+    for i, text in enumerate(texts):
+        moment = parse_time(text)
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        assert got[f"m-{i}"] == moment, text
+    assert facts["start_time"].to_list() == sorted(facts["start_time"].drop_nulls().to_list()) + [None] * 3
+    assert facts["end_time"].equals(facts["start_time"].alias("end_time"))
+
+
+def test_a_value_too_big_for_its_column_nulls_only_that_value(bodies: list[dict]) -> None:
+    body = copy.deepcopy(bodies[0])
+    owner = next(p for p in body["Players"] if p["PlayerId"] == f"xuid({OWNER_XUID})")
+    owner["PlayerTeamStats"][0]["Stats"]["CoreStats"]["Kills"] = 40_000  # > Int16
+    batch = [body, *bodies[1:]]
+    facts = matches.match_facts(batch, OWNER_XUID)
+    assert facts.filter(pl.col("match_id") == body["MatchId"])["kills"].to_list() == [None]
+    assert facts.filter(pl.col("match_id") != body["MatchId"]).equals(
+        matches.match_facts(bodies[1:], OWNER_XUID))
+    participants = matches.match_participants(batch)
+    assert participants["kills"].null_count() == 1
+    assert participants.drop("kills", "kda", "kd_ratio").equals(matches.match_participants(bodies).drop(
+        "kills", "kda", "kd_ratio"), null_equal=True)
 
 
 # ----------------------------------------------------------------------------------------------- film
