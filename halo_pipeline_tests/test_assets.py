@@ -146,9 +146,17 @@ def test_chunked_derivation_equals_one_pass(recorded_emulator, tmp_path, monkeyp
     assert dg.materialize(SYNC_ASSETS, instance=instance, resources=resources(recorded_emulator.url, tmp_path),
                           tags=tags).success
     wh = Warehouse(tmp_path)
-    whole = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.STATS_TRANSFORMS)
+    whole = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.TABLES)
     monkeypatch.setattr(single_pass, "CHUNK", 2)
-    chunked = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.STATS_TRANSFORMS)
+    chunked = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.TABLES)
     assert whole["match_facts"].height == 5
     for table, frame in whole.items():
         assert chunked[table].equals(frame), table
+
+    # A large run derives in the process pool, chunk by chunk, ahead of the steps: the same frames.
+    monkeypatch.setattr(single_pass, "POOL_MIN_MATCHES", 1)
+    with single_pass.run_scope("pooled-run", None):
+        assert single_pass.prefetch(wh, [(OWNER_XUID, "2025-01-01")]) == 5
+        pooled = {table: single_pass.stats_table(wh, OWNER_XUID, "2025-01-01", table) for table in whole}
+    for table, frame in whole.items():
+        assert pooled[table].equals(frame), table

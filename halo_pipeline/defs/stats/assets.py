@@ -15,7 +15,7 @@ from halo_pipeline.partitions import partition_key, player_month_partitions
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms import matches as tm
 from halo_pipeline.transforms.film import ALIASES_SCHEMA, HIGHLIGHT_EVENTS_SCHEMA, aliases_from_events
-from halo_pipeline.transforms.skill import PLAYER_MATCH_SKILL_SCHEMA, player_match_skill as skill_frame
+from halo_pipeline.transforms.skill import PLAYER_MATCH_SKILL_SCHEMA
 
 STATS_GROUP = "stats"
 
@@ -30,8 +30,8 @@ DERIVES: dict[str, Derive] = {}
 
 
 def from_single_pass(table: str) -> Derive:
-    """A :data:`Derive` of a stats table sharing one parse of the bodies with the run's other stats tables
-    (:mod:`halo_pipeline.defs.stats.single_pass`)."""
+    """A :data:`Derive` of a table sharing one read and parse of the landed bodies with the run's other stats
+    tables, in the process pool for a large run (:mod:`halo_pipeline.defs.stats.single_pass`)."""
     return lambda wh, xuid, month: single_pass.stats_table(wh, xuid, month, table)
 
 
@@ -53,9 +53,12 @@ def derived_asset(name: str, schema: dict, derive: Derive, description: str, dep
         wh = warehouse.warehouse()
         frames, rows = [], {}
         selection = context.run.asset_selection
+        partitions = run_partitions(context)
         with single_pass.run_scope(context.run_id, None if selection is None else
                                    {key.path[-1] for key in selection}):
-            for xuid, months in run_partitions(context).items():
+            if name in single_pass.TABLES:
+                single_pass.prefetch(wh, [(x, m) for x, months in partitions.items() for m in months])
+            for xuid, months in partitions.items():
                 for month in months:
                     df = derive(wh, xuid, month)
                     wh.write_partition(name, xuid, month, df)
@@ -105,7 +108,7 @@ personal_scores = derived_asset(
 )
 player_match_skill = derived_asset(
     "player_match_skill", PLAYER_MATCH_SKILL_SCHEMA,
-    lambda wh, xuid, month: skill_frame(raw.skill_bodies(wh, raw.landed_match_ids(wh, xuid, month))),
+    from_single_pass("player_match_skill"),
     "Skill of each human player of each match (skill `GET /hi/matches/{id}/skill`, landed): team MMR and "
     "the enemy team's MMR (Float32), kills/deaths with their expected values and standard deviations, CSR "
     "before/after (Int32, null when unranked) with tier and sub-tier. Custom games have no skill. "
