@@ -69,6 +69,17 @@ class Result:
             print(f"   · {note}")
 
 
+def require_success(ok: bool, what: str) -> None:
+    """Raise when the measured work failed: its figures would not be meaningful (``benchmarks.run`` then exits
+    1, and the test suite's smoke run fails).
+
+    Raises:
+        RuntimeError: ``ok`` is false; the message names ``what``.
+    """
+    if not ok:
+        raise RuntimeError(f"{what} failed: the figures would not be meaningful")
+
+
 @contextmanager
 def timer() -> Iterator[list[float]]:
     """``with timer() as t: …`` then ``t[0]`` is the elapsed wall time in seconds."""
@@ -80,19 +91,38 @@ def timer() -> Iterator[list[float]]:
         out.append(time.perf_counter() - start)
 
 
+def _vm_hwm_kib(status: Path) -> int | None:
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def workers_peak_rss_mib() -> float:
+    """Sum of the peak RSS (``VmHWM``) of this process's live children (the process pool's workers), in MiB;
+    0 where ``/proc`` is absent."""
+    me, total = str(os.getpid()), 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{me}\n" in text:
+            total += _vm_hwm_kib(status) or 0
+    return total / 1024
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process's own memory so far, in MiB.
 
     Linux ``VmHWM`` (``/proc/self/status``, KiB) where available. Not ``ru_maxrss``: Linux carries it across
     ``fork`` + ``exec``, so a child started by a parent that holds a large synthetic world reported the
     *parent's* size (the memory benchmark's 20k-match "peak" was the emulator's world, not the import)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kib = _vm_hwm_kib(Path("/proc/self/status"))
+    return kib / 1024 if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass
