@@ -137,7 +137,8 @@ def test_definitions_load_like_dagster_definitions_validate():
 
 
 def test_chunked_derivation_equals_one_pass(recorded_emulator, tmp_path, monkeypatch):
-    """Stats tables are derived a few bodies at a time (flat memory); the result is the same as one pass."""
+    """Stats tables are derived a few bodies at a time (flat memory), in the process pool for a large run; the
+    result is the same as one pass in the step's process."""
     from halo_pipeline.defs.stats import single_pass
 
     instance = dg.DagsterInstance.ephemeral()
@@ -153,10 +154,21 @@ def test_chunked_derivation_equals_one_pass(recorded_emulator, tmp_path, monkeyp
     for table, frame in whole.items():
         assert chunked[table].equals(frame), table
 
-    # A large run derives in the process pool, chunk by chunk, ahead of the steps: the same frames.
+    # A large run derives in the process pool, chunk by chunk, ahead of the steps: the same frames…
     monkeypatch.setattr(single_pass, "POOL_MIN_MATCHES", 1)
     with single_pass.run_scope("pooled-run", None):
         assert single_pass.prefetch(wh, [(OWNER_XUID, "2025-01-01")]) == 5
         pooled = {table: single_pass.stats_table(wh, OWNER_XUID, "2025-01-01", table) for table in whole}
     for table, frame in whole.items():
         assert pooled[table].equals(frame), table
+    # … and the same partition files when the assets of a Dagster run take that path.
+    from halo_pipeline import parallel
+
+    files = {t: wh.read_partition(t, OWNER_XUID, "2025-01-01") for t in whole}
+    submitted, submit = [], parallel.submit
+    monkeypatch.setattr(parallel, "submit", lambda fn, *args: submitted.append(fn) or submit(fn, *args))
+    assert dg.materialize(STATS_ASSETS, instance=instance, resources={"warehouse": WarehouseResource(
+        data_dir=str(tmp_path))}, tags=tags).success
+    assert submitted == [parallel.derive_stats] * 3  # 5 matches, CHUNK = 2
+    for table, frame in files.items():
+        assert wh.read_partition(table, OWNER_XUID, "2025-01-01").equals(frame), table

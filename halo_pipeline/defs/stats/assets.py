@@ -52,12 +52,13 @@ def derived_asset(name: str, schema: dict, derive: Derive, description: str, dep
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.warehouse()
         frames, rows = [], {}
-        selection = context.run.asset_selection
         partitions = run_partitions(context)
-        with single_pass.run_scope(context.run_id, None if selection is None else
-                                   {key.path[-1] for key in selection}):
-            if name in single_pass.TABLES:
-                single_pass.prefetch(wh, [(x, m) for x, months in partitions.items() for m in months])
+        # The assets this run materializes (``context.run.asset_selection`` is empty for a whole-job run).
+        selected = {key.path[-1] for key in context.job_def.asset_layer.selected_asset_keys}
+        with single_pass.run_scope(context.run_id, selected):
+            if name in single_pass.TABLES and (pooled := single_pass.prefetch(
+                    wh, [(x, m) for x, months in partitions.items() for m in months])):
+                context.log.info(f"deriving {pooled:,} matches of the run in the process pool")
             for xuid, months in partitions.items():
                 for month in months:
                     df = derive(wh, xuid, month)
