@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks._common import Result, cloned_landing, film_chunks, timer
 from halo_pipeline import parallel
 from halo_pipeline.defs.stats import raw, single_pass
-from halo_pipeline.defs.stats.assets import DERIVES
+from halo_pipeline.defs.stats.assets import derive_partitions
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms.film import highlight_events
 
@@ -32,17 +32,13 @@ JSON_TABLES = ["match_facts", "match_participants", "team_stats", "medals", "per
 def _derive_all(wh: Warehouse, partitions, run_id: str | None) -> None:
     """What a single-run backfill of :data:`JSON_TABLES` does, without Dagster: asset by asset, each writing
     every partition (``run_id``: in one single-pass scope, with the pool for a large run, like the assets)."""
-    def go():
-        for table in JSON_TABLES:
-            if run_id is not None and table in single_pass.TABLES:
-                single_pass.prefetch(wh, partitions)
-            for xuid, month in partitions:
-                wh.write_partition(table, xuid, month, DERIVES[table](wh, xuid, month))
     if run_id is None:
-        go()
-    else:
-        with single_pass.run_scope(run_id, JSON_TABLES):
-            go()
+        for table in JSON_TABLES:
+            derive_partitions(wh, table, partitions)
+        return
+    with single_pass.run_scope(run_id, JSON_TABLES):
+        for table in JSON_TABLES:
+            derive_partitions(wh, table, partitions)
 
 
 def bench_json(result: Result, smoke: bool, root: Path) -> None:

@@ -2,7 +2,8 @@
 backfill (UI, ``dagster asset materialize --partition-range``, ``halo-pipeline backfill``) is cheap."""
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import polars as pl
@@ -35,6 +36,35 @@ def from_single_pass(table: str) -> Derive:
     return lambda wh, xuid, month: single_pass.stats_table(wh, xuid, month, table)
 
 
+def derive_partitions(wh: Warehouse, table: str, partitions: Iterable[tuple[int, str]]
+                      ) -> list[tuple[int, str, pl.DataFrame]]:
+    """Derive ``table`` for each ``(xuid, month)`` partition and replace its Parquet file; returns
+    ``(xuid, month, frame)`` in order. Within a :func:`single_pass.run_scope`, a stats table of a large run is
+    first submitted to the process pool (:func:`single_pass.prefetch`).
+
+    Files are written by a few threads (Parquet encoding releases the GIL), so writing overlaps deriving the
+    next partitions; every write is atomic, and the first failed write is raised once all have ended.
+    """
+    partitions = list(partitions)
+    if table in single_pass.TABLES:
+        single_pass.prefetch(wh, partitions)
+    derive = DERIVES[table]
+    out: list[tuple[int, str, pl.DataFrame]] = []
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix=f"write-{table}") as writers:
+        writes = []
+        for xuid, month in partitions:
+            df = derive(wh, xuid, month)
+            writes.append(writers.submit(wh.write_partition, table, xuid, month, df))
+            out.append((xuid, month, df))
+        for write in writes:
+            write.result()
+    return out
+
+
+#: Threads writing one asset's partition files.
+WRITER_THREADS = 4
+
+
 def derived_asset(name: str, schema: dict, derive: Derive, description: str, deps=(raw_matches,)):
     """A partitioned asset writing ``derive(…)`` of each partition of the run to its Parquet file."""
     SCHEMAS[name] = schema
@@ -51,20 +81,13 @@ def derived_asset(name: str, schema: dict, derive: Derive, description: str, dep
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.warehouse()
-        frames, rows = [], {}
-        partitions = run_partitions(context)
+        partitions = [(x, m) for x, months in run_partitions(context).items() for m in months]
         # The assets this run materializes (``context.run.asset_selection`` is empty for a whole-job run).
         selected = {key.path[-1] for key in context.job_def.asset_layer.selected_asset_keys}
         with single_pass.run_scope(context.run_id, selected):
-            if name in single_pass.TABLES and (pooled := single_pass.prefetch(
-                    wh, [(x, m) for x, months in partitions.items() for m in months])):
-                context.log.info(f"deriving {pooled:,} matches of the run in the process pool")
-            for xuid, months in partitions.items():
-                for month in months:
-                    df = derive(wh, xuid, month)
-                    wh.write_partition(name, xuid, month, df)
-                    rows[str(partition_key(xuid, month))] = df.height
-                    frames.append(df)
+            derived = derive_partitions(wh, name, partitions)
+        rows = {str(partition_key(xuid, month)): df.height for xuid, month, df in derived}
+        frames = [df for *_, df in derived]
         everything = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
         return dg.MaterializeResult(metadata=frame_metadata(everything, rows))
 
