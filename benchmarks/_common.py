@@ -91,13 +91,11 @@ def timer() -> Iterator[list[float]]:
         out.append(time.perf_counter() - start)
 
 
-def _vm_hwm_kib(status: Path) -> int | None:
-    try:
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
+def _vm_hwm_kib(status: str) -> int | None:
+    """``VmHWM`` (KiB) of a ``/proc/<pid>/status`` text, or None."""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
     return None
 
 
@@ -111,7 +109,7 @@ def workers_peak_rss_mib() -> float:
         except OSError:
             continue
         if f"\nPPid:\t{me}\n" in text:
-            total += _vm_hwm_kib(status) or 0
+            total += _vm_hwm_kib(text) or 0
     return total / 1024
 
 
@@ -121,7 +119,10 @@ def peak_rss_mib() -> float:
     Linux ``VmHWM`` (``/proc/self/status``, KiB) where available. Not ``ru_maxrss``: Linux carries it across
     ``fork`` + ``exec``, so a child started by a parent that holds a large synthetic world reported the
     *parent's* size (the memory benchmark's 20k-match "peak" was the emulator's world, not the import)."""
-    kib = _vm_hwm_kib(Path("/proc/self/status"))
+    try:
+        kib = _vm_hwm_kib(Path("/proc/self/status").read_text())
+    except OSError:
+        kib = None
     return kib / 1024 if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -32,11 +33,7 @@ JSON_TABLES = ["match_facts", "match_participants", "team_stats", "medals", "per
 def _derive_all(wh: Warehouse, partitions, run_id: str | None) -> None:
     """What a single-run backfill of :data:`JSON_TABLES` does, without Dagster: asset by asset, each writing
     every partition (``run_id``: in one single-pass scope, with the pool for a large run, like the assets)."""
-    if run_id is None:
-        for table in JSON_TABLES:
-            derive_partitions(wh, table, partitions)
-        return
-    with single_pass.run_scope(run_id, JSON_TABLES):
+    with contextlib.nullcontext() if run_id is None else single_pass.run_scope(run_id, JSON_TABLES):
         for table in JSON_TABLES:
             derive_partitions(wh, table, partitions)
 
