@@ -16,10 +16,10 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from halo_pipeline.defs.matches.assets import RAW_MATCHES_SCHEMA
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.storage.landing import PROFILE, SKILL, STATS
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import RAW_MATCHES_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HALO_SHARED_DIR", REPO.parent / "shared"))

@@ -17,14 +17,16 @@ import dagster as dg
 import polars as pl
 
 from benchmarks._common import Result, timer
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.sync.sensors import PLAYERS_PER_TICK, delta_sync_sensor
-from halo_pipeline.defs.sync.state import SYNC_META_SCHEMA, state_path
 from halo_pipeline.emulator.server import CombinedSource, Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.services.state import state_path
 from halo_pipeline.storage.files import write_parquet_atomic
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import SYNC_META_SCHEMA
 
 
 def synced_state(wh: Warehouse, xuid: int, newest: datetime, matches: int) -> None:
@@ -40,7 +42,8 @@ def run(smoke: bool = False) -> Result:
     result = Result(f"(b) Delta sync, nothing new: {players} players, {latency_ms:g} ms latency, {rate:g} req/s")
     per_world = 67
     worlds = [SyntheticWorld(seed=100 + i, players=min(per_world, players - i * per_world), months=1,
-                             matches_per_month=4 if smoke else 10) for i in range((players + per_world - 1) // per_world)]
+                             matches_per_month=4 if smoke else 10)
+              for i in range((players + per_world - 1) // per_world)]
     xuids = [p.xuid for w in worlds for p in w.players]
     assert len(set(xuids)) == players, "synthetic xuids collided"
     source = CombinedSource(worlds) if len(worlds) > 1 else worlds[0]

@@ -19,14 +19,15 @@ import dagster as dg
 
 from benchmarks._common import Result, peak_rss_mib, require_success, timer
 from halo_pipeline.api.client import run_api
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
+from halo_pipeline.defs.stats.assets import highlight_events, stats_tables, xuid_aliases
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.storage.resource import WarehouseResource
 
-SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
+SYNC_ASSETS = [match_history, raw_matches, stats_tables, highlight_events, xuid_aliases]
 LAST = "2025-06-01"  # the synthetic world ends in 2025-06
 #: Dagster's console at WARNING (every event is still in the instance), as ``halo-pipeline sync`` runs.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

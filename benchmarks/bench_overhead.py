@@ -20,7 +20,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,11 +28,11 @@ import dagster as dg
 from benchmarks._common import REPO, Result, cloned_landing, require_success, timer
 from benchmarks.bench_first_import import QUIET
 from benchmarks.bench_rederive import JSON_TABLES, _derive_all
-from halo_pipeline import parallel
-from halo_pipeline.api.resource import WarehouseResource
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
+from halo_pipeline.defs.stats.assets import stats_tables, xuid_aliases
 from halo_pipeline.instance import ensure_home
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.services import parallel
+from halo_pipeline.storage.resource import WarehouseResource
 
 #: ``DAGSTER_EVENT_BATCH_SIZE`` for the batched PostgreSQL measurement (and deploy/README's advice).
 EVENT_BATCH_SIZE = "1000"
@@ -54,7 +53,7 @@ def _local_sqlite() -> Iterator[dg.DagsterInstance]:
 def _postgres(batch: bool) -> Callable[[], contextlib.AbstractContextManager[dg.DagsterInstance]]:
     @contextlib.contextmanager
     def factory() -> Iterator[dg.DagsterInstance]:
-        from halo_pipeline_tests.test_postgres_instance import postgres_server
+        from halo_pipeline.testing import postgres_server
 
         saved = dict(os.environ)
         with postgres_server() as pg, tempfile.TemporaryDirectory(prefix="halo-bench-pg-home-") as home:
@@ -73,12 +72,12 @@ def _postgres(batch: bool) -> Callable[[], contextlib.AbstractContextManager[dg.
 
 def _postgres_available() -> str | None:
     """Why PostgreSQL cannot be measured here, or None."""
-    try:
-        from halo_pipeline_tests.test_postgres_instance import _binaries
+    from halo_pipeline.testing import Unavailable, postgres_binaries
 
-        _binaries()
-    except BaseException as exc:  # noqa: BLE001 - pytest's Skipped is a BaseException
-        return str(exc) or type(exc).__name__
+    try:
+        postgres_binaries()
+    except Unavailable as exc:
+        return str(exc)
     return None
 
 
@@ -90,7 +89,7 @@ def _backfill(instance: dg.DagsterInstance, data_dir: str, parts: list[tuple[int
     with timer() as t:
         for xuid in sorted({x for x, _ in parts}):
             months_of = sorted(m for x, m in parts if x == xuid)
-            out = dg.materialize(STATS_ASSETS, selection=selection, instance=instance, run_config=QUIET,
+            out = dg.materialize([stats_tables, xuid_aliases], selection=selection, instance=instance, run_config=QUIET,
                                  resources={"warehouse": WarehouseResource(data_dir=data_dir)},
                                  tags=partition_range_tags(xuid, months_of[0], months_of[-1]),
                                  raise_on_error=False)
@@ -118,7 +117,7 @@ def run(smoke: bool = False) -> Result:
         pure = []
         for label, factory, target in kinds:
             with timer() as t_pure:
-                _derive_all(landing.wh, parts, f"pure-{uuid.uuid4()}")
+                _derive_all(landing.wh, parts, single_pass=True)
             pure.append(t_pure[0])
             with factory() as instance:
                 seconds = _backfill(instance, tmp, parts)

@@ -21,7 +21,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from halo_pipeline.defs.warehouse.assets import TABLE_SCHEMAS
 from halo_pipeline.storage.catalog import refresh_catalog
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms import analytics as ta
@@ -75,7 +74,7 @@ def time_queries(root: Path) -> tuple[dict[str, tuple[int, float, float]], dict[
     wh = Warehouse(root)
     out = {}
     with duckdb.connect(str(wh.catalog_path)) as con:
-        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, [])
+        counts = refresh_catalog(con, wh)
         queries = {name: f"SELECT * FROM {name}" for name in
                    ("mv_map_stats", "mv_mode_category_stats", "mv_session_stats", "mv_global_stats")}
         queries["mv_map_stats, one player"] = "SELECT * FROM mv_map_stats WHERE xuid = 2533274900000007"
@@ -105,7 +104,7 @@ def run(smoke: bool = False):
         built = time.perf_counter() - t
         figures, counts = time_queries(Path(tmp))
     base = figures["match_participants count by match (raw)"][2]
-    for name, (n, cold, median) in figures.items():
+    for name, (n, _cold, median) in figures.items():
         result.add(f"{name} ({n} rows)", median, "ms median", base, median / base)
     result.notes.append(f"{rows:,} match_participants rows, {counts['match_facts']:,} match_facts rows, "
                         f"{players * months:,} partitions per table (built in {built:.0f} s); "

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -20,22 +19,25 @@ import uuid
 from pathlib import Path
 
 from benchmarks._common import Result, cloned_landing, film_chunks, timer
-from halo_pipeline import parallel
-from halo_pipeline.defs.stats import raw, single_pass
-from halo_pipeline.defs.stats.assets import derive_partitions
+from halo_pipeline.defs.stats.assets import write_partitions
+from halo_pipeline.services import derive, parallel
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import STATS_TABLES
 from halo_pipeline.transforms.film import highlight_events
 
-JSON_TABLES = ["match_facts", "match_participants", "team_stats", "medals", "personal_scores",
-               "player_match_skill", "xuid_aliases"]
+JSON_TABLES = [*STATS_TABLES, "xuid_aliases"]
 
 
-def _derive_all(wh: Warehouse, partitions, run_id: str | None) -> None:
-    """What a single-run backfill of :data:`JSON_TABLES` does, without Dagster: asset by asset, each writing
-    every partition (``run_id``: in one single-pass scope, with the pool for a large run, like the assets)."""
-    with contextlib.nullcontext() if run_id is None else single_pass.run_scope(run_id, JSON_TABLES):
-        for table in JSON_TABLES:
-            derive_partitions(wh, table, partitions)
+def _derive_all(wh: Warehouse, partitions, single_pass: bool) -> None:
+    """What a single-run backfill of :data:`JSON_TABLES` does, without Dagster: the stats tables of every
+    partition (``single_pass``: from one parse of each body, in the pool for a large run, as the stats step
+    does; else table by table, each parsing the bodies), then the aliases, each written to Parquet."""
+    if single_pass:
+        write_partitions(wh, derive.derive_stats_tables(wh, partitions, STATS_TABLES))
+    else:
+        for table in STATS_TABLES:
+            write_partitions(wh, ((x, m, derive.derive_partition(wh, x, m, [table])) for x, m in partitions))
+    write_partitions(wh, ((x, m, {"xuid_aliases": derive.derive_aliases(wh, x, m)}) for x, m in partitions))
 
 
 def bench_json(result: Result, smoke: bool, root: Path) -> None:
@@ -56,10 +58,10 @@ def bench_json(result: Result, smoke: bool, root: Path) -> None:
     result.notes.append(f"process pool start-up (once per process, not in the figures): {startup:.1f} s")
     base_times = [baseline()]
     with timer() as t_before:
-        _derive_all(landing.wh, list(landing.partitions), None)
+        _derive_all(landing.wh, list(landing.partitions), single_pass=False)
     base_times.append(baseline())
     with timer() as t_after:
-        _derive_all(landing.wh, list(landing.partitions), f"bench-{uuid.uuid4()}")
+        _derive_all(landing.wh, list(landing.partitions), single_pass=True)
     base_times.append(baseline())
     base = n / (sum(base_times) / len(base_times))
     result.add("json.loads of the same bodies", base, "matches/s")
@@ -74,7 +76,7 @@ def bench_json(result: Result, smoke: bool, root: Path) -> None:
 def bench_film(result: Result, smoke: bool, root: Path) -> None:
     chunks = film_chunks()
     if chunks is None:
-        result.notes.append(f"highlight events SKIPPED: no recorded film chunks at {raw.__name__ and ''}"
+        result.notes.append("highlight events SKIPPED: no recorded film chunks at "
                             "../shared/halo_api/film (the shared recordings folder is absent)")
         return
     reps = 1 if smoke else 8
@@ -96,16 +98,16 @@ def bench_film(result: Result, smoke: bool, root: Path) -> None:
     single_rows = sum(f.height for f in frames)
     startup = parallel.start_workers()  # once per process (the pool is kept)
     with timer() as t_pool:
-        pooled = raw.decode_highlight_events(wh, ids)
+        pooled = derive.decode_highlight_events(wh, ids)
     assert pooled.height == single_rows, (pooled.height, single_rows)
     calls = []
-    original = raw._decode_many
-    raw._decode_many = lambda jobs: calls.append(len(jobs)) or original(jobs)
+    original = derive._decode_many
+    derive._decode_many = lambda jobs: calls.append(len(jobs)) or original(jobs)
     try:
         with timer() as t_kept:
-            again = raw.decode_highlight_events(wh, ids)
+            again = derive.decode_highlight_events(wh, ids)
     finally:
-        raw._decode_many = original
+        derive._decode_many = original
     assert again.height == single_rows
     decoded_again = sum(calls)
     single = n / t_single[0]

@@ -15,9 +15,9 @@ from halo_pipeline.ids import InvalidInput
 
 
 def _data_dir() -> Path:
-    from halo_pipeline.storage.files import data_root
+    from halo_pipeline.storage.warehouse import data_location
 
-    return data_root(os.environ.get("HALO_DATA_DIR") or "data")  # a local Path, or a UPath for s3://…
+    return data_location()  # a local Path, or a UPath for s3://…
 
 
 def _instance():
@@ -34,9 +34,16 @@ def _instance():
 
 
 def _resources():
-    from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+    from halo_pipeline.api.resource import HaloApiResource
+    from halo_pipeline.storage.resource import WarehouseResource
 
     return HaloApiResource(), WarehouseResource()
+
+
+def _defs():
+    from halo_pipeline.definitions import defs
+
+    return defs()
 
 
 class _Errors(click.Group):
@@ -57,7 +64,7 @@ def main() -> None:
     """Keep Halo Infinite match records in a Parquet + DuckDB warehouse, orchestrated by Dagster.
 
     Environment: HALO_DATA_DIR (default data/), HALO_API_URL (an emulator; unset: the live API with
-    HALO_SPARTAN_TOKEN / HALO_CLEARANCE_TOKEN), HALO_REFERENCE_DIR (default static/reference), DAGSTER_HOME
+    HALO_SPARTAN_TOKEN / HALO_CLEARANCE_TOKEN), HALO_REFERENCE_DIR (default: the packaged files), DAGSTER_HOME
     (default $HALO_DATA_DIR/dagster_home).
     """
 
@@ -96,17 +103,17 @@ def players() -> None:
 @click.argument("player")
 def players_add(player: str) -> None:
     """Register PLAYER: an xuid (2535445291321133 or xuid(…)) or a gamertag (resolved by the profile API)."""
-    from halo_pipeline.players import add_player
+    from halo_pipeline.instance import add_player
 
     halo_api, warehouse = _resources()
-    added = add_player(_instance(), warehouse.warehouse().landing, halo_api, player)
+    added = add_player(_instance(), warehouse.warehouse().landing, halo_api.client, player)
     click.echo(f"registered {added.xuid}" + (f" ({added.gamertag})" if added.gamertag else ""))
 
 
 @players.command("list")
 def players_list() -> None:
     """List registered players."""
-    from halo_pipeline.players import registered
+    from halo_pipeline.instance import registered
 
     for p in registered(_instance(), _resources()[1].warehouse().landing):
         click.echo(f"{p.xuid}\t{p.gamertag or ''}")
@@ -117,7 +124,7 @@ def players_list() -> None:
 @click.option("--purge", is_flag=True, help="Also delete the player's warehouse partitions and sync state.")
 def players_remove(xuid: str, purge: bool) -> None:
     """Unregister XUID (its warehouse data is kept unless --purge)."""
-    from halo_pipeline.players import remove_player
+    from halo_pipeline.instance import remove_player
 
     removed = remove_player(_instance(), _resources()[1].warehouse(), xuid, purge=purge)
     click.echo(f"removed {removed}" + (" and purged its warehouse data" if purge else " (data kept)"))
@@ -134,10 +141,10 @@ def sync(player_values, match_type, full, since, max_matches) -> None:
 
     Default: a delta sync (only the months with matches newer than each player's watermark; a player
     never synced gets a first import)."""
-    from halo_pipeline.definitions import defs
-    from halo_pipeline.defs.sync.run import sync_players
-    from halo_pipeline.ids import parse_month, parse_xuid
+    from halo_pipeline.ids import parse_xuid
+    from halo_pipeline.months import Month
     from halo_pipeline.partitions import PLAYERS
+    from halo_pipeline.runner import sync_players
     from halo_pipeline.storage.catalog import summary
 
     instance = _instance()
@@ -150,8 +157,8 @@ def sync(player_values, match_type, full, since, max_matches) -> None:
     if not (xuids or registered_keys):
         raise InvalidInput("no player registered: run `halo-pipeline players add <xuid|gamertag>` first")
     if since:
-        parse_month(since)
-    report = sync_players(defs, instance, halo_api, warehouse, xuids, match_type=match_type, full=full,
+        Month.parse(since)
+    report = sync_players(_defs(), instance, halo_api, warehouse, xuids, match_type=match_type, full=full,
                           since=since, max_matches=max_matches, log=click.echo)
     click.echo("")
     click.echo(summary(warehouse.warehouse()))
@@ -171,21 +178,25 @@ def backfill(player_value, first, last, assets, refetch, dry_run) -> None:
     """Re-materialize a player's months from raw landing (zero API calls) as one Dagster run.
 
     With --refetch the matches are fetched again first (sync_job with raw_matches' refetch: true)."""
-    from halo_pipeline.defs.sync.backfill import plan_backfill, run_backfill
+    from halo_pipeline.partitions import PLAYERS
+    from halo_pipeline.runner import run_backfill
+    from halo_pipeline.services.backfill import plan_backfill
 
     instance = _instance()
-    halo_api, warehouse = _resources()
-    plan = plan_backfill(instance, warehouse.warehouse(), player_value, first, last, assets, refetch)
+    warehouse = _resources()[1]
+    defs = _defs()
+    known = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    plan = plan_backfill(warehouse.warehouse(), instance.get_dynamic_partitions(PLAYERS), known, player_value,
+                         first, last, assets, refetch)
     for line in plan.describe():
         click.echo(line)
     if dry_run:
         click.echo("dry run: nothing written")
         return
-    from halo_pipeline.definitions import defs
-
     report = run_backfill(defs, instance, plan, warehouse)
     if not report.ok:
-        raise click.ClickException("backfill failed: " + ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok))
+        failed = ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok)
+        raise click.ClickException(f"backfill failed: {failed}")
     click.echo(f"backfill done: run {report.runs[0][0]}")
 
 
@@ -220,7 +231,7 @@ def demo(ctx, n_players, months, matches_per_month, seed) -> None:
     """Start the built-in emulator with synthetic players, register them, sync them and print the summary."""
     from halo_pipeline.emulator.server import Emulator
     from halo_pipeline.emulator.synthetic import SyntheticWorld
-    from halo_pipeline.players import add_player
+    from halo_pipeline.instance import add_player
     from halo_pipeline.partitions import PLAYERS
 
     world = SyntheticWorld(seed=seed, players=n_players, months=months, matches_per_month=matches_per_month)
@@ -232,12 +243,12 @@ def demo(ctx, n_players, months, matches_per_month, seed) -> None:
         known = set(instance.get_dynamic_partitions(PLAYERS))
         for xuid in (p.xuid for p in world.players):
             if str(xuid) not in known:
-                player = add_player(instance, warehouse.warehouse().landing, halo_api, str(xuid))
+                player = add_player(instance, warehouse.warehouse().landing, halo_api.client, str(xuid))
                 click.echo(f"registered {player.xuid} ({player.gamertag})")
         ctx.invoke(sync, player_values=(), match_type="all", full=False, since=None, max_matches=None)
 
 
-# ---- maintenance (thin wrappers over halo_pipeline.maintenance) ------------------------------------------------
+# ---- maintenance (thin wrappers over halo_pipeline.services.maintenance) ----------------------------------------
 
 
 def _warehouse():
@@ -255,7 +266,7 @@ def _warehouse():
               help="Output file (default: <table>.<format> in the current folder).")
 def export(table, fmt, player, since, out) -> None:
     """Export a table (live and archived months) to CSV or Parquet."""
-    from halo_pipeline.maintenance import export_table
+    from halo_pipeline.services.maintenance import export_table
 
     out = out or Path(f"{table}.{fmt}")
     rows = export_table(_warehouse(), table, out, fmt, player, since)
@@ -267,7 +278,7 @@ def export(table, fmt, player, since, out) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .tar to write.")
 def backup(player, out) -> None:
     """Write a checksummed snapshot of a player's warehouse files, raw landing and sync state to a .tar."""
-    from halo_pipeline.maintenance import backup as run_backup
+    from halo_pipeline.services.maintenance import backup as run_backup
 
     manifest = run_backup(_warehouse(), player, out)
     click.echo(f"backed up {len(manifest['files'])} files of {manifest['xuid']} to {out}")
@@ -278,7 +289,7 @@ def backup(player, out) -> None:
 @click.option("--force", is_flag=True, help="Overwrite files modified after the backup was taken.")
 def restore(backup_file, force) -> None:
     """Restore a backup after verifying its checksums (refuses to overwrite newer data without --force)."""
-    from halo_pipeline.maintenance import restore as run_restore
+    from halo_pipeline.services.maintenance import restore as run_restore
 
     result = run_restore(_warehouse(), backup_file, force=force)
     click.echo(f"restored {result['written']} files of {result['xuid']} ({result['same']} already identical)")
@@ -288,12 +299,13 @@ def restore(backup_file, force) -> None:
 @click.option("--older-than-days", type=int, required=True, help="Archive months that ended before N days ago.")
 def archive(older_than_days) -> None:
     """Move old months to warehouse/archive/ (the catalog and the analytics still read them)."""
-    from halo_pipeline.maintenance import archive as run_archive, refresh_catalog_now
+    from halo_pipeline.services.maintenance import archive as run_archive
+    from halo_pipeline.storage.catalog import build_catalog
 
     wh = _warehouse()
     moved = run_archive(wh, older_than_days)
     if moved and wh.catalog_path.exists():
-        refresh_catalog_now(wh)
+        build_catalog(wh)
     click.echo(f"archived {len(moved)} partition files")
 
 

@@ -1,4 +1,4 @@
-"""Identifiers of the field: xuid, gamertag, match id, partition keys.
+"""Identifiers of the field: xuid and gamertag (months: :mod:`halo_pipeline.months`).
 
 Every function here raises :class:`InvalidInput` (a ``ValueError``) with a one-line message on bad input.
 """
@@ -6,8 +6,6 @@ Every function here raises :class:`InvalidInput` (a ``ValueError``) with a one-l
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import date, datetime
 
 XUID_RE = re.compile(r"^\d{15,17}$")
 _WRAPPED_XUID_RE = re.compile(r"^xuid\((\d+)\)$", re.IGNORECASE)
@@ -52,35 +50,3 @@ def check_gamertag(value: str) -> str:
             f"invalid gamertag {value!r}: 1-15 letters, digits or spaces, starting with a letter"
         )
     return text
-
-
-def parse_match_id(value: str) -> str:
-    """Return the canonical (lower-case, hyphenated) match id.
-
-    Raises:
-        InvalidInput: not a UUID.
-    """
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise InvalidInput(f"invalid match id {value!r}: expected a UUID") from None
-
-
-def month_start(moment: datetime | date) -> str:
-    """The month partition key (``YYYY-MM-01``) of a UTC datetime or date."""
-    return f"{moment.year:04d}-{moment.month:02d}-01"
-
-
-def parse_month(value: str) -> str:
-    """Return the month partition key for ``YYYY-MM`` or ``YYYY-MM-DD`` text.
-
-    Raises:
-        InvalidInput: not a month.
-    """
-    text = value.strip()
-    for fmt in ("%Y-%m-%d", "%Y-%m"):
-        try:
-            return month_start(datetime.strptime(text, fmt))
-        except ValueError:
-            continue
-    raise InvalidInput(f"invalid month {value!r}: expected YYYY-MM or YYYY-MM-DD")

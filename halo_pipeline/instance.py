@@ -1,8 +1,19 @@
-"""The local Dagster instance (``DAGSTER_HOME``) the CLI, ``dagster dev`` and the daemon share."""
+"""The Dagster instance (``DAGSTER_HOME``) the CLI, ``dagster dev`` and the daemon share, and what lives in it:
+the registered players (Dagster has no command for adding dynamic partition keys; ``halo-pipeline players``
+fills that gap)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import dagster as dg
+
+from halo_pipeline.ids import InvalidInput, parse_xuid
+from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.services.players import OpenClient, Player, gamertag_of, resolve
+from halo_pipeline.storage.files import remove_tree
+from halo_pipeline.storage.landing import PROFILE, RawLanding
+from halo_pipeline.storage.warehouse import Warehouse
 
 #: Written into a new ``DAGSTER_HOME``: SQLite storage in that folder, one API-calling step at a time across
 #: runs (the ``halo_api`` pool: the API's rate limit is per account, not per run), at most one queued sync
@@ -32,3 +43,44 @@ def ensure_home(home: Path) -> Path:
     if not config.exists():
         config.write_text(DAGSTER_YAML)
     return home
+
+
+# --------------------------------------------------------------------------------------------------- players
+
+
+def add_player(instance: dg.DagsterInstance, landing: RawLanding, open_client: OpenClient, value: str) -> Player:
+    """Register a player: resolve it (:func:`halo_pipeline.services.players.resolve`), land its profile, then add
+    its partition key to the dynamic partitions ``players`` (the commit point).
+
+    Raises:
+        InvalidInput: malformed or unknown xuid/gamertag, or the player is already registered.
+    """
+    player, profile = resolve(open_client, value)
+    if str(player.xuid) in instance.get_dynamic_partitions(PLAYERS):
+        raise InvalidInput(f"player {player.xuid} ({player.gamertag or 'gamertag unknown'}) is already registered")
+    if profile is not None:
+        landing.put(PROFILE, str(player.xuid), profile)
+    instance.add_dynamic_partitions(PLAYERS, [str(player.xuid)])
+    return player
+
+
+def registered(instance: dg.DagsterInstance, landing: RawLanding) -> list[Player]:
+    """Registered players with the gamertag of their landed profile (``None`` when unknown)."""
+    return [Player(int(key), gamertag_of(landing, key)) for key in instance.get_dynamic_partitions(PLAYERS)]
+
+
+def remove_player(instance: dg.DagsterInstance, warehouse: Warehouse, value: str, purge: bool = False) -> int:
+    """Unregister a player. Its warehouse data stays unless ``purge``: then every table's partitions of the
+    player and its sync state are deleted (raw landing is shared by match id across players and is kept).
+
+    Raises:
+        InvalidInput: malformed xuid, or the player is not registered.
+    """
+    xuid = parse_xuid(value)
+    if str(xuid) not in instance.get_dynamic_partitions(PLAYERS):
+        raise InvalidInput(f"player {xuid} is not registered")
+    instance.delete_dynamic_partition(PLAYERS, str(xuid))
+    if purge and warehouse.root.exists():
+        for folder in warehouse.root.glob(f"*/player={xuid}"):
+            remove_tree(folder)
+    return xuid

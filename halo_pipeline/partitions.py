@@ -6,13 +6,19 @@ Dagster sorts multi-partition dimensions by name, so a key reads ``"2025-01-01|2
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 
-from halo_pipeline.ids import InvalidInput, parse_month, parse_xuid
+from halo_pipeline.ids import InvalidInput, parse_xuid
+from halo_pipeline.months import FIRST_MONTH, Month
 
 PLAYERS = "players"
-#: First month a partition can hold. Halo Infinite's multiplayer beta started in November 2021.
-FIRST_MONTH = "2021-11-01"
+
+#: The run tags that select a partition range for one run (Dagster's own tags: ``dagster asset materialize
+#: --partition-range`` and single-run backfills set them; Dagster exports no constant for them).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 players_partitions = dg.DynamicPartitionsDefinition(name=PLAYERS)
 months_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1)
@@ -23,21 +29,32 @@ player_month_partitions = dg.MultiPartitionsDefinition(
 
 def partition_key(xuid: int | str, month: str) -> dg.MultiPartitionKey:
     """The partition key of ``xuid`` × ``month`` (``YYYY-MM-01``)."""
-    return dg.MultiPartitionKey({"player": str(xuid), "month": month})
+    return dg.MultiPartitionKey({"player": str(xuid), "month": str(month)})
 
 
 def partition_range_tags(xuid: int | str, first_month: str, last_month: str) -> dict[str, str]:
     """Run tags selecting the partitions of ``xuid`` from ``first_month`` to ``last_month`` in one run
     (the assets' ``BackfillPolicy.single_run()`` lets one run cover them all)."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: str(partition_key(xuid, first_month)),
-        ASSET_PARTITION_RANGE_END_TAG: str(partition_key(xuid, last_month)),
-    }
+    return {RANGE_START_TAG: str(partition_key(xuid, first_month)),
+            RANGE_END_TAG: str(partition_key(xuid, last_month))}
 
 
-def split_key(key: str | dg.MultiPartitionKey) -> tuple[int, str]:
+def partition_range_of(tags: Mapping[str, str]) -> tuple[int, Month, Month] | None:
+    """``(xuid, first month, last month)`` of a run's partition-range tags, or ``None`` when the run has none.
+
+    Raises:
+        InvalidInput: the range spans several players, or a key is malformed.
+    """
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if not start or not end:
+        return None
+    (xuid, first), (other, last) = split_key(start), split_key(end)
+    if xuid != other:
+        raise InvalidInput(f"partition range {start}…{end} spans two players")
+    return xuid, first, last
+
+
+def split_key(key: str | dg.MultiPartitionKey) -> tuple[int, Month]:
     """``(xuid, month)`` of a partition key ``"YYYY-MM-01|xuid"``.
 
     Raises:
@@ -51,7 +68,7 @@ def split_key(key: str | dg.MultiPartitionKey) -> tuple[int, str]:
         if len(parts) != 2:
             raise InvalidInput(f"invalid partition key {key!r}: expected 'YYYY-MM-01|<xuid>'")
         month, player = parts
-    month_key = parse_month(month)
+    month_key = Month.parse(month)
     if month_key < FIRST_MONTH:
         raise InvalidInput(f"month {month!r} is before the first partition month {FIRST_MONTH}")
     return parse_xuid(player), month_key

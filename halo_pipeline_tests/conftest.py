@@ -14,6 +14,17 @@ SHARED = Path(os.environ.get("HALO_SHARED_DIR", REPO.parent / "shared"))
 OWNER_XUID = 2535445291321133
 
 
+#: Fixtures that read ../shared: a test using one is marked ``needs_shared``.
+SHARED_FIXTURES = {"shared_dir", "halo_api_dir", "reference_dir", "recorded_stats", "recorded_emulator"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that read ../shared (``-m "not needs_shared"`` runs the rest)."""
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_shared)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``../shared``; skips the test when it is missing."""
@@ -34,7 +45,7 @@ def reference_dir(shared_dir: Path) -> Path:
 
 def stats_files(halo_api: Path) -> list[Path]:
     """Every recorded match-stats body: responses/get_match_stats*.json and film/match_stats.json."""
-    return sorted((halo_api / "responses").glob("get_match_stats*.json")) + [halo_api / "film" / "match_stats.json"]
+    return [*sorted((halo_api / "responses").glob("get_match_stats*.json")), halo_api / "film" / "match_stats.json"]
 
 
 @pytest.fixture(scope="session")

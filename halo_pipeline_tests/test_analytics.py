@@ -10,20 +10,16 @@ import duckdb
 import polars as pl
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.analytics.assets import ANALYTICS_ASSETS, materialized_stats, month_sessions, sessions
-from halo_pipeline.defs.analytics.assets import performance_scores as scores_asset
-from halo_pipeline.defs.analytics.checks import ANALYTICS_CHECKS
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.sync.run import partition_range_tags
-from halo_pipeline.defs.warehouse.assets import TABLE_SCHEMAS
-from halo_pipeline.partitions import PLAYERS, partition_key
+from halo_pipeline.defs.analytics.settings import AnalyticsSettings
+from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_tags
+from halo_pipeline.services.analytics import month_sessions
 from halo_pipeline.storage.catalog import refresh_catalog
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms import analytics as ta
 from halo_pipeline_tests.analytics_data import LIVE_FIRE, STREETS, XUID, crossing_month, fact, facts
 from halo_pipeline_tests.conftest import OWNER_XUID
+from halo_pipeline_tests.support import SYNC_ASSETS, asset, assets_of, checks, resources
 
 JAN, FEB = "2025-01-01", "2025-02-01"
 
@@ -53,11 +49,11 @@ def test_months_in_any_order_give_identical_sessions_and_scores(tmp_path):
         wh.write_partition("match_facts", XUID, month, rows.filter(ta.month_of() == month))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(XUID)])
-    res = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
+    res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "analytics": AnalyticsSettings()}
     results = []
     for order in ([FEB, JAN], [JAN, FEB]):
         for month in order:
-            assert dg.materialize([sessions, scores_asset], instance=instance, resources=res,
+            assert dg.materialize([asset("sessions"), asset("performance_scores")], instance=instance, resources=res,
                                   partition_key=str(partition_key(XUID, month))).success
         results.append({t: wh.read_table(t) for t in ("sessions", "performance_scores")})
     for table in ("sessions", "performance_scores"):
@@ -66,7 +62,7 @@ def test_months_in_any_order_give_identical_sessions_and_scores(tmp_path):
     assert f"{XUID}:m0" in jan["session_id"].to_list() and jan.filter(
         pl.col("session_id") == f"{XUID}:m0")["match_count"].item() == 3
     assert feb["session_id"].to_list() == [f"{XUID}:m3"]
-    assert month_sessions(wh, XUID, FEB)["session_id"].to_list() == [f"{XUID}:m3"]
+    assert month_sessions(wh, XUID, FEB, ta.GAP_MINUTES)["session_id"].to_list() == [f"{XUID}:m3"]
     # Feb's scores read January's matches: m2 and m3 have ≥ 10 earlier matches
     assert wh.read_partition("performance_scores", XUID, FEB)["performance_score"].null_count() == 0
 
@@ -138,7 +134,7 @@ def test_catalog_mv_views_roll_up_months(tmp_path):
         wh.write_partition("session_stats", XUID, month, ta.session_stats(
             ta.sessions(crossing_month()), crossing_month(), scores, month))
     with duckdb.connect(str(tmp_path / "c.duckdb")) as con:
-        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, [])
+        counts = refresh_catalog(con, wh)
         live = con.execute("SELECT matches, wins, kills, deaths, kd_ratio, accuracy, avg_performance_score, kda "
                            "FROM mv_map_stats WHERE map_name = 'Live Fire'").fetchone()
         assert live[:4] == (4, 2, 28, 26)
@@ -151,20 +147,20 @@ def test_catalog_mv_views_roll_up_months(tmp_path):
         assert counts["mv_session_stats"] == 4
 
 
+@pytest.mark.slow
 def test_recorded_owner_analytics(recorded_emulator, reference_dir, tmp_path):
-    from halo_pipeline.defs.reference.assets import medal_definitions, playlist_modes
-
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(OWNER_XUID)])
-    res = {"halo_api": HaloApiResource(api_url=recorded_emulator.url),
-           "warehouse": WarehouseResource(data_dir=str(tmp_path), reference_dir=str(reference_dir))}
-    assert dg.materialize([playlist_modes, medal_definitions], instance=instance, resources=res).success
-    result = dg.materialize([match_history, raw_matches, *STATS_ASSETS, *ANALYTICS_ASSETS, *ANALYTICS_CHECKS],
+    res = resources(recorded_emulator.url, tmp_path, reference_dir)
+    assert dg.materialize(assets_of("reference"), instance=instance, resources=res).success
+    result = dg.materialize([*SYNC_ASSETS, *assets_of("analytics"), *checks()],
                             instance=instance, resources=res,
                             tags=partition_range_tags(OWNER_XUID, "2024-08-01", "2025-01-01"))
     assert result.success
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert all(checks[c.check_key.name] for c in ANALYTICS_CHECKS if c.check_key.name != "player_sync_fresh")
+    outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert all(passed for name, passed in outcomes.items() if name != "player_sync_fresh")
+    assert {"unique_match_id_per_owner", "owner_in_participants", "no_null_start_time", "accuracy_in_range",
+            "team_kills_match_participants", "medal_names_defined", "all_matches_landed"} <= set(outcomes)
     wh = Warehouse(tmp_path)
     assert wh.read_table("sessions")["match_count"].sum() == 8
     assert wh.read_table("performance_scores")["performance_score"].null_count() == 8  # < 10 earlier matches
@@ -175,6 +171,6 @@ def test_recorded_owner_analytics(recorded_emulator, reference_dir, tmp_path):
     assert report.exists() and "plotly" in report.read_text()[:200000].lower()
     # zero API calls on a re-derive of the analytics (UGC names are landed once per asset version)
     recorded_emulator.reset_counts()
-    assert dg.materialize(ANALYTICS_ASSETS, instance=instance, resources=res,
+    assert dg.materialize(assets_of("analytics"), instance=instance, resources=res,
                           tags=partition_range_tags(OWNER_XUID, "2024-08-01", "2025-01-01")).success
     assert sum(recorded_emulator.counts()["requests"].values()) == 0

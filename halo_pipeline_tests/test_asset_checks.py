@@ -8,16 +8,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.analytics.checks import ANALYTICS_CHECKS, last_syncs, stale_players
-from halo_pipeline.defs.matches.assets import raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.sync.run import partition_range_tags
-from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.api.resource import HaloApiResource
+from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.services.state import last_syncs, stale_players
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms._common import rows_frame
 from halo_pipeline.transforms.matches import MATCH_PARTICIPANTS_SCHEMA, MEDALS_SCHEMA, TEAM_STATS_SCHEMA
 from halo_pipeline_tests.analytics_data import XUID, fact, facts
+from halo_pipeline_tests.support import asset, assets_of, checks
+
+DATA_CHECKS = [c for c in checks() if "player_sync_fresh" not in {k.name for k in c.check_keys}]
 
 MONTH = "2025-03-01"
 OTHER = 2533274800000002
@@ -25,7 +26,8 @@ OTHER = 2533274800000002
 
 def _write(wh: Warehouse, *, facts_rows=None, participants=None, teams=None, medal_ids=(1,)):
     t = datetime(2025, 3, 2, tzinfo=UTC)
-    wh.write_partition("match_facts", XUID, MONTH, facts(facts_rows or [fact("a", t), fact("b", t + timedelta(hours=1))]))
+    rows = facts_rows or [fact("a", t), fact("b", t + timedelta(hours=1))]
+    wh.write_partition("match_facts", XUID, MONTH, facts(rows))
     wh.write_partition("match_participants", XUID, MONTH, rows_frame(participants or [
         {"match_id": m, "xuid": x, "team_id": team, "team_count": 1, "kills": k, "accuracy": 50.0}
         for m in ("a", "b") for x, team, k in ((XUID, 0, 10), (OTHER, 1, 7))], MATCH_PARTICIPANTS_SCHEMA))
@@ -42,9 +44,8 @@ def _run(tmp_path) -> dict[str, bool]:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(XUID)])
     res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "halo_api": HaloApiResource(api_url="http://x")}
-    result = dg.materialize([raw_matches, *STATS_ASSETS, *ANALYTICS_CHECKS], instance=instance, resources=res,
-                            selection=dg.AssetSelection.checks(*ANALYTICS_CHECKS) - dg.AssetSelection.checks(
-                                ANALYTICS_CHECKS[-1]),
+    result = dg.materialize([asset("raw_matches"), *assets_of("stats"), *DATA_CHECKS], instance=instance,
+                            resources=res, selection=dg.AssetSelection.checks(*DATA_CHECKS),
                             tags=partition_range_tags(XUID, MONTH, MONTH))
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
@@ -90,8 +91,8 @@ def test_player_sync_fresh_fails_for_a_stale_player(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(XUID), str(OTHER)])
     res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "halo_api": HaloApiResource(api_url="http://x")}
-    result = dg.materialize([raw_matches, ANALYTICS_CHECKS[-1]], instance=instance, resources=res,
-                            selection=dg.AssetSelection.checks(ANALYTICS_CHECKS[-1]))
+    result = dg.materialize([asset("raw_matches"), *checks("player_sync_fresh")], instance=instance, resources=res,
+                            selection=dg.AssetSelection.checks(*checks("player_sync_fresh")))
     evaluation = result.get_asset_check_evaluations()[0]
     assert evaluation.check_name == "player_sync_fresh" and evaluation.passed is False
     assert evaluation.severity == dg.AssetCheckSeverity.WARN

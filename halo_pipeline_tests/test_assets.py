@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.reference.assets import medal_definitions, playlist_modes
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline_tests.conftest import OWNER_XUID
+from halo_pipeline.tables import STATS_TABLES
+from halo_pipeline_tests.conftest import OWNER_XUID, REPO
 from halo_pipeline_tests.expected import owner_rows
+from halo_pipeline_tests.support import SYNC_ASSETS, SYNC_TABLES, asset, assets_of, resources, snapshot
 
-SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
-TABLES = ["match_history", "raw_matches", *(a.key.path[-1] for a in STATS_ASSETS)]
-
-
-def resources(url: str, data_dir, reference_dir=None) -> dict:
-    return {"halo_api": HaloApiResource(api_url=url),
-            "warehouse": WarehouseResource(data_dir=str(data_dir), reference_dir=str(reference_dir or ""))}
-
-
-def snapshot(wh: Warehouse) -> dict[str, pl.DataFrame]:
-    out = {}
-    for table in TABLES:
-        df = wh.read_table(table)
-        out[table] = df.drop("fetched_in_run", strict=False).sort(pl.all())
-    return out
+TABLES = SYNC_TABLES
 
 
 def test_range_of_months_in_one_run_then_zero_api_rederive(recorded_emulator, recorded_stats, tmp_path):
@@ -70,6 +56,7 @@ def test_range_of_months_in_one_run_then_zero_api_rederive(recorded_emulator, re
         assert after[table].equals(before[table]), table
 
 
+@pytest.mark.slow
 def test_shared_matches_are_fetched_once(tmp_path):
     world = SyntheticWorld(seed=42, players=2, months=1, matches_per_month=30)
     a, b = (p.xuid for p in world.players)
@@ -105,7 +92,7 @@ def _months(world: SyntheticWorld, xuid: int) -> set[str]:
 
 def test_reference_assets_from_shared(recorded_emulator, reference_dir, tmp_path):
     res = resources(recorded_emulator.url, tmp_path, reference_dir)
-    assert dg.materialize([playlist_modes, medal_definitions], resources=res).success
+    assert dg.materialize(assets_of("reference"), resources=res).success
     wh = Warehouse(tmp_path)
     assert wh.read_reference("playlist_translations").height == 14
     assert wh.read_reference("game_mode_translations").height == 313
@@ -119,16 +106,17 @@ def test_malformed_reference_file_fails_with_one_line(recorded_emulator, tmp_pat
     folder.mkdir()
     (folder / "Playlist_modes_translations.json").write_text('{"playlists": [], "modes": [}')
     res = resources(recorded_emulator.url, tmp_path / "data", folder)
-    result = dg.materialize([playlist_modes], resources=res, raise_on_error=False)
+    result = dg.materialize([asset("playlist_translations")], resources=res, raise_on_error=False)
     assert not result.success
-    failure = [e for e in result.all_events if e.is_step_failure][0]
+    failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
     assert "Playlist_modes_translations.json" in message and "\n" not in message.strip()
 
 
 def test_definitions_load_like_dagster_definitions_validate():
-    from halo_pipeline.definitions import defs
+    from halo_pipeline.definitions import defs as load
 
+    defs = load()
     dg.Definitions.validate_loadable(defs)
     jobs = {job.name for job in defs.resolve_all_job_defs()}
     assert {"sync_job", "full_sync", "rederive_job", "analytics_job", "reference_job", "catalog_job"} <= jobs
@@ -139,7 +127,7 @@ def test_definitions_load_like_dagster_definitions_validate():
 def test_chunked_derivation_equals_one_pass(recorded_emulator, tmp_path, monkeypatch):
     """Stats tables are derived a few bodies at a time (flat memory), in the process pool for a large run; the
     result is the same as one pass in the step's process."""
-    from halo_pipeline.defs.stats import single_pass
+    from halo_pipeline.services import derive, parallel
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(OWNER_XUID)])
@@ -147,28 +135,62 @@ def test_chunked_derivation_equals_one_pass(recorded_emulator, tmp_path, monkeyp
     assert dg.materialize(SYNC_ASSETS, instance=instance, resources=resources(recorded_emulator.url, tmp_path),
                           tags=tags).success
     wh = Warehouse(tmp_path)
-    whole = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.TABLES)
-    monkeypatch.setattr(single_pass, "CHUNK", 2)
-    chunked = single_pass.derive_chunked(wh, OWNER_XUID, "2025-01-01", single_pass.TABLES)
+    whole = derive.derive_partition(wh, OWNER_XUID, "2025-01-01", STATS_TABLES)
+    monkeypatch.setattr(derive, "CHUNK", 2)
+    chunked = derive.derive_partition(wh, OWNER_XUID, "2025-01-01", STATS_TABLES)
     assert whole["match_facts"].height == 5
     for table, frame in whole.items():
         assert chunked[table].equals(frame), table
 
-    # A large run derives in the process pool, chunk by chunk, ahead of the steps: the same frames…
-    monkeypatch.setattr(single_pass, "POOL_MIN_MATCHES", 1)
-    with single_pass.run_scope("pooled-run", None):
-        assert single_pass.prefetch(wh, [(OWNER_XUID, "2025-01-01")]) == 5
-        pooled = {table: single_pass.stats_table(wh, OWNER_XUID, "2025-01-01", table) for table in whole}
+    # A large run derives in the process pool, chunk by chunk, ahead of the writes: the same frames…
+    monkeypatch.setattr(derive, "POOL_MIN_MATCHES", 1)
+    [(_, _, pooled)] = derive.derive_stats_tables(wh, [(OWNER_XUID, "2025-01-01")], STATS_TABLES)
     for table, frame in whole.items():
         assert pooled[table].equals(frame), table
     # … and the same partition files when the assets of a Dagster run take that path.
-    from halo_pipeline import parallel
-
     files = {t: wh.read_partition(t, OWNER_XUID, "2025-01-01") for t in whole}
     submitted, submit = [], parallel.submit
     monkeypatch.setattr(parallel, "submit", lambda fn, *args: submitted.append(fn) or submit(fn, *args))
-    assert dg.materialize(STATS_ASSETS, instance=instance, resources={"warehouse": WarehouseResource(
+    assert dg.materialize(assets_of("stats"), instance=instance, resources={"warehouse": WarehouseResource(
         data_dir=str(tmp_path))}, tags=tags).success
     assert submitted == [parallel.derive_stats] * 3  # 5 matches, CHUNK = 2
     for table, frame in files.items():
         assert wh.read_partition(table, OWNER_XUID, "2025-01-01").equals(frame), table
+
+
+@pytest.mark.system
+def test_multiprocess_executor_gives_the_same_warehouse(tmp_path):
+    """No state is shared between steps through the process (the stats tables of a run are one step): ``sync_job``
+    run by ``dagster job execute`` with the multiprocess executor, a process per step, on a persistent instance,
+    equals an in-process run of the same partitions."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from halo_pipeline.instance import ensure_home
+
+    world = SyntheticWorld(seed=23, players=1, months=2, matches_per_month=12)
+    xuid = world.players[0].xuid
+    first, last = "2025-05-01", "2025-06-01"
+    home = ensure_home(tmp_path / "home")
+    with Emulator(synthetic=world) as emulator:
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        assert dg.materialize(SYNC_ASSETS, instance=instance, resources=resources(emulator.url, tmp_path / "inproc"),
+                              tags=partition_range_tags(xuid, first, last)).success
+        with dg.DagsterInstance.from_config(str(home)) as persistent:
+            persistent.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        env = {**os.environ, "DAGSTER_HOME": str(home), "HALO_API_URL": emulator.url,
+               "HALO_DATA_DIR": str(tmp_path / "multi")}
+        dagster = str(Path(sys.executable).parent / "dagster")
+        done = subprocess.run(
+            [dagster, "job", "execute", "-m", "halo_pipeline_tests.multiprocess_defs", "-j", "sync_job",
+             "--tags", json.dumps(partition_range_tags(xuid, first, last))],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Executing steps using multiprocess executor" in done.stdout + done.stderr  # a process per step
+    got, expected = snapshot(Warehouse(tmp_path / "multi")), snapshot(Warehouse(tmp_path / "inproc"))
+    assert got["match_facts"].height == len(world.match_ids(xuid))
+    for table in SYNC_TABLES:
+        assert got[table].equals(expected[table]), table

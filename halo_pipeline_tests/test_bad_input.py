@@ -7,14 +7,14 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.cli import main
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.reference.assets import playlist_modes
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.partitions import PLAYERS, split_key
+from halo_pipeline.storage.resource import WarehouseResource
+from halo_pipeline_tests.support import asset
 
 
 @pytest.fixture()
@@ -96,14 +96,14 @@ def test_month_outside_the_partitions_writes_nothing(tmp_path, synthetic_emulato
     resources = {"halo_api": HaloApiResource(api_url=emu.url),
                  "warehouse": WarehouseResource(data_dir=str(tmp_path / "data"))}
     with pytest.raises(dg.DagsterUnknownPartitionError, match="2019-01-01"):
-        dg.materialize([match_history, raw_matches], instance=instance, resources=resources,
+        dg.materialize([asset("match_history"), asset("raw_matches")], instance=instance, resources=resources,
                        partition_key=f"2019-01-01|{xuid}")
     # A player key that is not an xuid (registered behind the CLI's back) fails before any write.
     instance.add_dynamic_partitions(PLAYERS, ["../etc"])
-    result = dg.materialize([match_history, raw_matches], instance=instance, resources=resources,
+    result = dg.materialize([asset("match_history"), asset("raw_matches")], instance=instance, resources=resources,
                             partition_key="2025-06-01|../etc", raise_on_error=False)
     assert not result.success
-    error = [e for e in result.all_events if e.is_step_failure][0].step_failure_data.error
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
     cause = (error.cause or error).message.strip()  # Dagster wraps the step's exception
     assert "invalid xuid '../etc'" in cause and "\n" not in cause, cause
     assert files_under(tmp_path / "data") == []
@@ -142,9 +142,9 @@ def test_malformed_and_schema_violating_reference_json(tmp_path, synthetic_emula
         (folder / "Playlist_modes_translations.json").write_text(text)
         resources = {"halo_api": HaloApiResource(api_url=emu.url),
                      "warehouse": WarehouseResource(data_dir=str(tmp_path / "data"), reference_dir=str(folder))}
-        result = dg.materialize([playlist_modes], resources=resources, raise_on_error=False)
+        result = dg.materialize([asset("playlist_translations")], resources=resources, raise_on_error=False)
         assert not result.success
-        message = [e for e in result.all_events if e.is_step_failure][0].step_failure_data.error.message.strip()
+        message = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message.strip()
         assert "Playlist_modes_translations.json" in message and words in message and "\n" not in message, message
         assert files_under(tmp_path / "data") == []
 

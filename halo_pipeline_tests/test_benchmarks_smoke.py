@@ -8,7 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from halo_pipeline_tests.conftest import REPO
+
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
 
 
 def test_benchmarks_smoke_mode_runs_every_benchmark():

@@ -13,20 +13,19 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.cli import main
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.warehouse.assets import warehouse_catalog
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.emulator.wire import parse_time
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.conftest import OWNER_XUID
+from halo_pipeline_tests.support import SYNC_ASSETS, SYNC_TABLES, asset, snapshot
 
-SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
-TABLES = ["match_history", "raw_matches", *(a.key.path[-1] for a in STATS_ASSETS)]
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 #: Every fault at once. ``enum`` is the API's *data* (a new enum value in some matches), so it stays on in
 #: the repair pass and in the fault-free reference: the reference world is the same world.
 CHAOS = ("429:burst=3,every=150,retry_after=1;401:after=300;5xx:rate=0.05;hang:rate=0.01,seconds=3;"
@@ -55,13 +54,10 @@ def _sync(url: str, data_dir, instance: dg.DagsterInstance, players: dict[int, t
     results = [dg.materialize(SYNC_ASSETS, instance=instance, resources=resources,
                               tags=partition_range_tags(xuid, *months), raise_on_error=False)
                for xuid, months in players.items()]
-    assert dg.materialize([warehouse_catalog], resources=resources, instance=instance).success
+    assert dg.materialize([asset("warehouse_catalog")], resources=resources, instance=instance).success
     return results
 
 
-def snapshot(wh: Warehouse) -> dict[str, pl.DataFrame]:
-    """Every table, run-specific columns dropped, sorted."""
-    return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in TABLES}
 
 
 @pytest.mark.timeout(300)
@@ -120,7 +116,7 @@ def test_chaos_then_repair_equals_fault_free(halo_api_dir, tmp_path):
     elapsed = time.monotonic() - started
 
     after = snapshot(wh)
-    for table in TABLES:
+    for table in SYNC_TABLES:
         assert after[table].height == reference[table].height, table
         assert after[table].equals(reference[table]), table
     facts = wh.read_table("match_facts")

@@ -11,40 +11,36 @@ import threading
 
 import dagster as dg
 import duckdb
-import polars as pl
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.warehouse.assets import warehouse_catalog
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.conftest import REPO
+from halo_pipeline_tests.support import SYNC_ASSETS, SYNC_TABLES, asset, snapshot
 
-SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
-TABLES = ["match_history", "raw_matches", *(a.key.path[-1] for a in STATS_ASSETS)]
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 MONTHS = ("2025-05-01", "2025-06-01")
 
 #: Another process refreshing the same catalog file in a loop (DuckDB: one writer process at a time).
 REFRESHER = textwrap.dedent("""
     import sys, time, dagster as dg
-    from halo_pipeline.api.resource import WarehouseResource
-    from halo_pipeline.defs.warehouse.assets import warehouse_catalog
+    from halo_pipeline.storage.resource import WarehouseResource
+    from halo_pipeline_tests.support import asset
     res = {"warehouse": WarehouseResource(data_dir=sys.argv[1])}
     deadline = time.monotonic() + float(sys.argv[2])
     n = 0
     while time.monotonic() < deadline:
-        assert dg.materialize([warehouse_catalog], resources=res).success
+        assert dg.materialize([asset("warehouse_catalog")], resources=res).success
         n += 1
     print(n)
 """)
 
 
-def snapshot(wh: Warehouse) -> dict[str, pl.DataFrame]:
-    return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in TABLES}
 
 
 @pytest.mark.timeout(300)
@@ -62,7 +58,7 @@ def test_parallel_runs_equal_serial_runs(tmp_path):
             try:
                 assert dg.materialize(SYNC_ASSETS, instance=instance, resources=resources(data_dir),
                                       tags=partition_range_tags(xuid, *MONTHS)).success
-            except BaseException as exc:  # reported by the main thread
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
 
         serial = tmp_path / "serial"
@@ -88,7 +84,7 @@ def test_parallel_runs_equal_serial_runs(tmp_path):
             thread.start()
         catalog_runs = 0
         while any(t.is_alive() for t in threads):
-            assert dg.materialize([warehouse_catalog], resources=resources(parallel)).success
+            assert dg.materialize([asset("warehouse_catalog")], resources=resources(parallel)).success
             catalog_runs += 1
         for t in threads:
             t.join()
@@ -98,9 +94,10 @@ def test_parallel_runs_equal_serial_runs(tmp_path):
         assert catalog_runs >= 1 and int(out.strip()) >= 1
 
     got, expected = snapshot(Warehouse(parallel)), snapshot(Warehouse(serial))
-    for table in TABLES:
+    for table in SYNC_TABLES:
         assert got[table].equals(expected[table]), table
-    assert dg.materialize([warehouse_catalog], resources={"warehouse": WarehouseResource(data_dir=str(parallel))}).success
+    catalog = {"warehouse": WarehouseResource(data_dir=str(parallel))}
+    assert dg.materialize([asset("warehouse_catalog")], resources=catalog).success
     with duckdb.connect(str(Warehouse(parallel).catalog_path), read_only=True) as con:
         rows = con.execute("SELECT count(*), count(DISTINCT (owner_xuid, match_id)) FROM match_facts").fetchone()
     assert rows == (len(world.match_ids(a)) + len(world.match_ids(b)),) * 2  # none lost, none duplicated

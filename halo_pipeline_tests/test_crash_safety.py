@@ -17,18 +17,17 @@ import duckdb
 import polars as pl
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.warehouse.assets import warehouse_catalog
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.conftest import REPO
+from halo_pipeline_tests.support import SYNC_ASSETS, SYNC_TABLES, asset, snapshot
 
-SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
-TABLES = ["match_history", "raw_matches", *(a.key.path[-1] for a in STATS_ASSETS)]
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 WORLD = dict(seed=17, players=1, months=3, matches_per_month=60)
 MONTHS = ("2025-04-01", "2025-06-01")
 
@@ -36,7 +35,8 @@ MONTHS = ("2025-04-01", "2025-06-01")
 #: derived tables re-materialized in a loop, until killed.
 CHILD = textwrap.dedent("""
     import sys, dagster as dg
-    from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+    from halo_pipeline.api.resource import HaloApiResource
+    from halo_pipeline.storage.resource import WarehouseResource
     from halo_pipeline.emulator.server import Emulator
     from halo_pipeline.emulator.synthetic import SyntheticWorld
     from halo_pipeline.partitions import PLAYERS, partition_range_tags
@@ -92,8 +92,6 @@ def assert_every_file_whole(data_dir) -> int:
     return checked
 
 
-def snapshot(wh: Warehouse) -> dict[str, pl.DataFrame]:
-    return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in TABLES}
 
 
 @pytest.mark.timeout(300)
@@ -135,7 +133,7 @@ def test_kill_9_while_landing_and_while_writing_parquet(tmp_path):
         assert assert_every_file_whole(data) > 100
 
         # The catalog still builds and opens; a re-run completes to the fault-free result.
-        assert dg.materialize([warehouse_catalog], resources=res, instance=instance).success
+        assert dg.materialize([asset("warehouse_catalog")], resources=res, instance=instance).success
         with duckdb.connect(str(wh.catalog_path), read_only=True) as con:
             assert con.execute("SELECT count(*) FROM match_facts").fetchone()[0] == len(world.match_ids(xuid))
         assert dg.materialize(SYNC_ASSETS, instance=instance, resources=res, tags=tags).success
@@ -144,6 +142,6 @@ def test_kill_9_while_landing_and_while_writing_parquet(tmp_path):
         res_ref = res | {"warehouse": WarehouseResource(data_dir=str(reference.data_dir))}
         assert dg.materialize(SYNC_ASSETS, instance=instance, resources=res_ref, tags=tags).success
     after, expected = snapshot(wh), snapshot(reference)
-    for table in TABLES:
+    for table in SYNC_TABLES:
         assert after[table].equals(expected[table]), table
     assert set(after["match_facts"]["match_id"]) == set(world.match_ids(xuid))

@@ -17,6 +17,8 @@ from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.conftest import start_daemon_with_sensor, stop_process_group
 
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 REPO = Path(__file__).resolve().parents[1]
 
 

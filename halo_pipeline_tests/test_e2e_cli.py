@@ -15,6 +15,8 @@ import pytest
 from halo_pipeline_tests.conftest import OWNER_XUID, REPO
 from halo_pipeline_tests.expected import owner_rows
 
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 TABLES = ["match_facts", "match_participants", "medals", "personal_scores", "team_stats",
           "player_match_skill", "highlight_events", "xuid_aliases", "raw_matches", "match_history"]
 

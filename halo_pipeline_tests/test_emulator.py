@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -74,7 +74,8 @@ def test_recorded_history_pages_and_filters(recorded: Emulator):
     assert Counter(s.strftime("%Y-%m") for s in starts) == {"2025-01": 5, "2024-09": 2, "2024-08": 1}
     assert [p.result_count for p in pages] == [3, 3, 2]
     assert [r.match_id for p in pages for r in p.results] == [r.match_id for r in full.results]
-    assert customs.result_count == 3 and all(r.match_info.lifecycle_mode is LifecycleMode.CUSTOM for r in customs.results)
+    assert customs.result_count == 3
+    assert all(r.match_info.lifecycle_mode is LifecycleMode.CUSTOM for r in customs.results)
     assert matchmade.result_count == 5
 
 
@@ -316,7 +317,7 @@ def test_add_matches_show_up_newest_first(world: SyntheticWorld):
         new = local.add_matches([a, b], n=2)
         after_a = run(with_client(emu.url, lambda c: newest(c, a, 3)))
         after_b = run(with_client(emu.url, lambda c: newest(c, b, 2)))
-        when = datetime(2030, 1, 1, tzinfo=timezone.utc)
+        when = datetime(2030, 1, 1, tzinfo=UTC)
         later = local.add_matches([a], when=when)
         after_when = run(with_client(emu.url, lambda c: newest(c, a, 1)))
     assert after_a[:2] == new[::-1] and after_a[2] == before[0]

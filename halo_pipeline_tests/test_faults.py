@@ -16,19 +16,18 @@ import pydantic
 import pytest
 from spnkr.models.stats import MatchStats
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.matches.assets import match_history, raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS, highlight_events
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.emulator.faults import FaultInjector, parse_faults
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
 from halo_pipeline.storage.landing import STATS
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.conftest import OWNER_XUID
+from halo_pipeline_tests.support import SYNC_ASSETS, asset
 
-SYNC_ASSETS = [match_history, raw_matches, *STATS_ASSETS]
 ODDBALL = "63391382-6b88-43f9-9ff4-6313404c419c"
 AUTH = {"x-343-authorization-spartan": "token-a"}
 
@@ -184,7 +183,8 @@ def test_film_bad_serves_an_unreadable_chunk(halo_api_dir):
 
 
 # --- what the pipeline does with them ---------------------------------------------------------------------
-def _sync(emu_url: str, data_dir, xuid: int, months: tuple[str, str], instance=None, **api) -> dg.ExecuteInProcessResult:
+def _sync(emu_url: str, data_dir, xuid: int, months: tuple[str, str], instance=None,
+          **api) -> dg.ExecuteInProcessResult:
     instance = instance or dg.DagsterInstance.ephemeral()
     if str(xuid) not in instance.get_dynamic_partitions(PLAYERS):
         instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
@@ -215,7 +215,7 @@ def test_incomplete_bodies_are_never_landed_and_are_retried(world, tmp_path):
         assert all(e.startswith("stats: stats body is not valid JSON") for e in errors)
         check = result.get_asset_check_evaluations()[0]
         assert check.check_name == "all_matches_landed" and not check.passed
-        materialization = [m for m in result.asset_materializations_for_node("raw_matches")][0]
+        materialization = next(iter(result.asset_materializations_for_node("raw_matches")))
         listed = materialization.metadata["failed_matches"].value
         assert all(mid in listed for mid in failed)
         assert set(wh.read_table("match_facts")["match_id"]) == set(ids) - failed
@@ -270,8 +270,7 @@ def test_unreadable_film_chunk_is_retried_then_a_bad_landed_chunk_spares_the_par
     # partition still materializes, with the other matches' events, and the run's log names the match.
     chunk, version = wh.landing.get_film(ODDBALL)
     wh.landing.put_film(ODDBALL, version, chunk[: len(chunk) // 3])
-    result = dg.materialize([highlight_events, *[a for a in SYNC_ASSETS if a is not highlight_events]],
-                            selection=[highlight_events], instance=instance,
+    result = dg.materialize(SYNC_ASSETS, selection=[asset("highlight_events")], instance=instance,
                             resources={"warehouse": WarehouseResource(data_dir=str(tmp_path)),
                                        "halo_api": HaloApiResource(api_url=recorded_emulator.url)},
                             tags=partition_range_tags(OWNER_XUID, *months))

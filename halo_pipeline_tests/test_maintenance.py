@@ -14,9 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from halo_pipeline.cli import main
-from halo_pipeline.defs.warehouse.assets import TABLE_SCHEMAS
 from halo_pipeline.ids import InvalidInput
-from halo_pipeline.maintenance import archive, backup, export_table, restore
+from halo_pipeline.services.maintenance import archive, backup, export_table, restore
 from halo_pipeline.storage.catalog import refresh_catalog
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline_tests.analytics_data import XUID, fact, facts
@@ -59,9 +58,8 @@ def test_corrupt_backup_is_refused_with_one_line(tmp_path):
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     with tarfile.open(tmp_path / "bad.tar", "w") as tar:
         for member, data in members:
-            if member.name.endswith(".parquet"):
-                data = data[:-9] + b"X" + data[-8:]  # one byte flipped
-            tar.addfile(member, io.BytesIO(data))
+            flipped = data[:-9] + b"X" + data[-8:] if member.name.endswith(".parquet") else data  # one byte
+            tar.addfile(member, io.BytesIO(flipped))
     before = _snapshot(wh)
     with pytest.raises(InvalidInput, match="corrupt: checksum mismatch for warehouse/"):
         restore(wh, tmp_path / "bad.tar")
@@ -79,7 +77,7 @@ def test_restore_refuses_newer_data_without_force(tmp_path):
     path = wh.partition_path("match_facts", XUID, MONTHS[0])
     newer = facts([fact("new", datetime(2025, 1, 11, tzinfo=UTC))])
     wh.write_partition("match_facts", XUID, MONTHS[0], newer)
-    with pytest.raises(InvalidInput, match="newer than the backup.*--force"):
+    with pytest.raises(InvalidInput, match=r"newer than the backup.*--force"):
         restore(wh, tmp_path / "b.tar")
     assert pl.read_parquet(path)["match_id"].to_list() == ["new"]
     restore(wh, tmp_path / "b.tar", force=True)
@@ -104,7 +102,7 @@ def test_archive_moves_old_months_and_the_catalog_still_reads_them(tmp_path):
     assert sorted(m.split("/")[0] for m in moved) == ["match_facts"] * 2 + ["raw_matches"] * 2
     assert len(wh.partition_files("match_facts")) == 1
     with duckdb.connect(str(tmp_path / "c.duckdb")) as con:
-        counts = refresh_catalog(con, wh, TABLE_SCHEMAS, [])
+        counts = refresh_catalog(con, wh)
     assert counts["match_facts"] == 3
     assert export_table(wh, "match_facts", tmp_path / "a.parquet") == 3  # exports read the archive too
     os.utime(wh.partition_path("match_facts", XUID, MONTHS[2]))

@@ -15,6 +15,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "halo-warehouse"
 TABLES = ["match_history", "raw_matches", "match_facts", "match_participants", "team_stats", "medals",
@@ -28,10 +30,10 @@ def s3(monkeypatch: pytest.MonkeyPatch):
     botocore/s3fs at it. Yields the endpoint URL."""
     moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (a runtime dependency: pip install -e .)")
+    import logging
+
     import boto3
     import s3fs
-
-    import logging
 
     monkeypatch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)  # no line per request
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -101,14 +103,15 @@ def test_atomic_writes_and_landing_on_s3_are_single_objects(s3):
 
 @pytest.mark.timeout(300)
 def test_sync_to_s3_equals_local_and_catalog_reads_s3(s3, tmp_path, monkeypatch):
-    from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+    from halo_pipeline.api.resource import HaloApiResource
     from halo_pipeline.definitions import defs
-    from halo_pipeline.defs.sync.run import sync_players
     from halo_pipeline.emulator.server import Emulator
     from halo_pipeline.emulator.synthetic import SyntheticWorld
     from halo_pipeline.partitions import PLAYERS
+    from halo_pipeline.runner import sync_players
     from halo_pipeline.storage.catalog import connect_catalog, summary
     from halo_pipeline.storage.files import data_root
+    from halo_pipeline.storage.resource import WarehouseResource
     from halo_pipeline.storage.warehouse import Warehouse
 
     world = SyntheticWorld(seed=7, players=2, months=1, matches_per_month=5)  # 2 + 3 matches
@@ -125,7 +128,7 @@ def test_sync_to_s3_equals_local_and_catalog_reads_s3(s3, tmp_path, monkeypatch)
             instance = dg.DagsterInstance.ephemeral()
             instance.add_dynamic_partitions(PLAYERS, [str(x) for x in xuids])
             started = time.monotonic()
-            report = sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None)
+            report = sync_players(defs(), instance, HaloApiResource(), WarehouseResource(), log=lambda _: None)
             print(f"sync to {location}: {time.monotonic() - started:.1f} s")
             assert report.ok and sum(job == "sync_job" for _, job, _, _ in report.runs) == 2, report.runs
             results[name] = Warehouse(data_root(location))

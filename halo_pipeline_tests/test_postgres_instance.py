@@ -3,21 +3,14 @@ environment), with the real ``dagster-daemon``: the delta-sync sensor requests a
 run queue runs them at the same time, and the ``halo_api`` pool (limit 1) lets one API-calling step run at a
 time across both runs.
 
-The PostgreSQL server is real and started here: the binaries of the ``pgserver`` wheel (a dev dependency, so
-no system package is needed), or Debian's ``postgresql`` (``/usr/lib/postgresql/*/bin``) when the wheel is
-absent. It listens on 127.0.0.1 with password authentication, like a remote server.
+The PostgreSQL server is real and started here (:func:`halo_pipeline.testing.postgres_server`).
 """
 
 from __future__ import annotations
 
-import glob
+import itertools
 import os
-import pwd
 import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,92 +19,36 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from halo_pipeline import testing
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.testing import Unavailable, postgres_binaries
 from halo_pipeline_tests.conftest import start_daemon_with_sensor, stop_process_group
 
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 REPO = Path(__file__).resolve().parents[1]
-PASSWORD = "halo-test-secret"
 API_POOL = "halo_api"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _binaries() -> tuple[Path, str | None]:
-    """``(bin folder, system user to run as when root)``; skips when no PostgreSQL server can be had."""
-    try:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        if (POSTGRES_BIN_PATH / "initdb").exists():
-            return POSTGRES_BIN_PATH, "pgserver"
-    except ImportError:
-        pass
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if Path(folder, "initdb").exists():
-            return Path(folder), "postgres"
-    pytest.skip("no PostgreSQL server binaries: neither the pgserver wheel (pip install -e '.[dev]') nor Debian's "
-                "postgresql package (/usr/lib/postgresql/*/bin) is installed")
 
 
 @contextmanager
 def postgres_server() -> Iterator[dict[str, str]]:
-    """A fresh PostgreSQL cluster on 127.0.0.1:<free port> (password auth for TCP); yields the
-    ``DAGSTER_PG_*`` variables ``deploy/dagster.yaml`` reads. Stopped (``pg_ctl stop -m fast``) and deleted after."""
-    bin_dir, system_user = _binaries()
-    root = Path(tempfile.mkdtemp(prefix="halo-pg-"))  # short: the unix socket path is limited to ~100 bytes
-    data = root / "data"
-    user = None
-    if os.geteuid() == 0:  # postgres refuses to run as root: run it as an unprivileged system user
-        if system_user == "pgserver":
-            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
-
-            ensure_user_exists(system_user)
-            ensure_prefix_permissions(bin_dir)
-            ensure_folder_permissions(bin_dir, 0o055)
-            ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
-        try:
-            pwd.getpwnam(system_user)  # Debian's package creates `postgres`; pgserver's helper created its own
-        except KeyError:
-            pytest.skip(f"running as root and no system user {system_user!r} to run PostgreSQL as")
-        user = system_user
-        root.chmod(0o755)
-    pwfile = root / "pw"
-    pwfile.write_text(PASSWORD + "\n")
-    if user:
-        shutil.chown(root, user)
-        shutil.chown(pwfile, user)
-
-    def run(*args: str) -> None:
-        done = subprocess.run([str(bin_dir / args[0]), *args[1:]], user=user, capture_output=True, text=True,
-                              timeout=120, cwd=root)
-        assert done.returncode == 0, f"{args[0]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-
-    port = _free_port()
-    run("initdb", "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}", "--auth-local=trust",
-        "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync")
+    """:func:`halo_pipeline.testing.postgres_server`, or a skip with the reason when it cannot run here."""
     try:
-        run("pg_ctl", "-D", str(data), "-w", "-t", "60", "-l", str(root / "server.log"), "-o",
-            f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
-        run("createdb", "-h", str(root), "-p", str(port), "-U", "postgres", "dagster")
-        yield {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USER": "postgres",
-               "DAGSTER_PG_PASSWORD": PASSWORD, "DAGSTER_PG_DB": "dagster"}
-    finally:
-        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], user=user,
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        postgres_binaries()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    with testing.postgres_server() as env:
+        yield env
 
 
 def _api_steps() -> set[str]:
     """Step keys of sync_job that are in the ``halo_api`` pool."""
     from halo_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("sync_job")
+    job = defs().resolve_job_def("sync_job")
     return {name for name, node in job.graph.node_dict.items() if node.definition.pool == API_POOL}
 
 
@@ -181,7 +118,7 @@ def test_daemon_on_postgres_runs_two_syncs_at_once_under_the_pool(tmp_path, monk
                         intervals.append((starts.pop(event.step_key), entry.timestamp, run.run_id, event.step_key))
             assert len(intervals) >= 2 * 2, intervals  # ≥ 2 API steps in each run
             intervals.sort()
-            for (s1, e1, r1, k1), (s2, e2, r2, k2) in zip(intervals, intervals[1:], strict=False):
+            for (s1, e1, r1, k1), (s2, e2, r2, k2) in itertools.pairwise(intervals):
                 assert e1 <= s2, f"{k1} of {r1[:8]} ({s1:.2f}–{e1:.2f}) overlapped {k2} of {r2[:8]} ({s2:.2f}–{e2:.2f})"
             assert blocked >= 1, "no step ever waited for the halo_api pool: the test would not show the limit"
 

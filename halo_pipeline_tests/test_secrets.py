@@ -16,6 +16,8 @@ from halo_pipeline.emulator.server import FAULTS_KEY, Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline_tests.conftest import REPO
 
+pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+
 SPARTAN = "SPARTAN-SECRET-7f3a9c1e5b"
 CLEARANCE = "CLEARANCE-SECRET-2d8e4b6a0f"
 

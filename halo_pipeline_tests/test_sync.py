@@ -3,29 +3,33 @@ players, backfills with zero API calls."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.definitions import defs
-from halo_pipeline.defs.sync.backfill import plan_backfill, run_backfill
-from halo_pipeline.defs.sync.plan import PLAYER_TAG
-from halo_pipeline.defs.sync.run import QUIET, sync_players
+from halo_pipeline.api.resource import HaloApiResource
+from halo_pipeline.definitions import defs as load_defs
+from halo_pipeline.defs.sync.requests import PLAYER_TAG
 from halo_pipeline.defs.sync.sensors import declared_players_sensor, delta_sync_sensor
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.ids import InvalidInput
-from halo_pipeline.partitions import PLAYERS, split_key
-from halo_pipeline.players import add_player, registered, remove_player
+from halo_pipeline.instance import add_player, registered, remove_player
+from halo_pipeline.partitions import PLAYERS, partition_range_of
+from halo_pipeline.runner import QUIET, run_backfill, sync_players
+from halo_pipeline.services.backfill import plan_backfill
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import names
+
+defs = load_defs()
+ASSET_NAMES = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
 
 REPO = Path(__file__).resolve().parents[1]
-TABLES = ["match_history", "raw_matches", "match_facts", "match_participants", "team_stats", "medals",
-          "personal_scores", "player_match_skill", "highlight_events", "xuid_aliases"]
+TABLES = names(group="matches") + names(group="stats")
 RUN_SPECIFIC = ["fetched_in_run"]
 
 
@@ -47,14 +51,14 @@ def assert_same_warehouse(a: Path, b: Path) -> None:
 def requested_partitions(result: dg.SensorResult) -> set[str]:
     keys = set()
     for request in result.run_requests or []:
-        start = request.tags["dagster/asset_partition_range_start"]
-        end = request.tags["dagster/asset_partition_range_end"]
-        xuid, first = split_key(start)
-        _, last = split_key(end)
-        from halo_pipeline.defs.sync.plan import month_range
-
-        keys |= {f"{m}|{xuid}" for m in month_range(first, last)}
+        xuid, first, last = partition_range_of(request.tags)
+        keys |= {f"{m}|{xuid}" for m in first.until(last)}
     return keys
+
+
+def backfill_plan(instance: dg.DagsterInstance, wh: Warehouse, *args, **kwargs):
+    """:func:`plan_backfill` against the instance's registered players and the code location's assets."""
+    return plan_backfill(wh, instance.get_dynamic_partitions(PLAYERS), ASSET_NAMES, *args, **kwargs)
 
 
 def month_keys(world: SyntheticWorld, xuid: int, ids: list[str] | None = None) -> set[str]:
@@ -95,6 +99,7 @@ class Harness:
         return outcomes
 
 
+@pytest.mark.slow
 def test_delta_sensor_requests_exactly_new_months_and_leaves_no_gap(tmp_path):
     world = SyntheticWorld(seed=11, players=2, months=3, matches_per_month=16)
     a, b = (p.xuid for p in world.players)
@@ -159,6 +164,7 @@ def use_emulator(monkeypatch, emulator: Emulator, data_dir: Path) -> None:
     monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
 
 
+@pytest.mark.slow
 def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch):
     world = SyntheticWorld(seed=4, players=1, months=3, matches_per_month=12)
     xuid = world.players[0].xuid
@@ -166,13 +172,13 @@ def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch
         use_emulator(monkeypatch, emulator, tmp_path / "data")
         instance = dg.DagsterInstance.ephemeral()
         wh = WarehouseResource().warehouse()
-        add_player(instance, wh.landing, HaloApiResource(), str(xuid))
+        add_player(instance, wh.landing, HaloApiResource().client, str(xuid))
         assert sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None).ok
         before = warehouse_tables(wh.data_dir)
         files_before = {p: p.read_bytes() for p in wh.root.rglob("*.parquet")}
 
         emulator.reset_counts()
-        dry = plan_backfill(instance, wh, str(xuid), "2025-04", "2025-06", refetch=False)
+        dry = backfill_plan(instance, wh, str(xuid), "2025-04", "2025-06", refetch=False)
         assert sum(len(v) for v in dry.match_ids.values()) == len(world.match_ids(xuid))
         assert {p: p.read_bytes() for p in wh.root.rglob("*.parquet")} == files_before  # dry run wrote nothing
 
@@ -187,11 +193,11 @@ def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch
             assert df.height == df.unique().height, f"duplicates in {path}"
 
         with pytest.raises(InvalidInput, match="before the first partition month"):
-            plan_backfill(instance, wh, str(xuid), "2019-01", "2019-02")
+            backfill_plan(instance, wh, str(xuid), "2019-01", "2019-02")
         with pytest.raises(InvalidInput, match="unknown asset"):
-            plan_backfill(instance, wh, str(xuid), "2025-04", "2025-05", assets="nope")
+            backfill_plan(instance, wh, str(xuid), "2025-04", "2025-05", assets="nope")
         with pytest.raises(InvalidInput, match="never synced"):
-            plan_backfill(instance, wh, str(xuid), "2025-01", "2025-05")
+            backfill_plan(instance, wh, str(xuid), "2025-01", "2025-05")
 
 
 def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
@@ -201,15 +207,15 @@ def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
         instance = dg.DagsterInstance.ephemeral()
         wh = Warehouse(tmp_path / "data")
         api = HaloApiResource(api_url=emulator.url)
-        assert add_player(instance, wh.landing, api, p1.gamertag).xuid == p1.xuid
+        assert add_player(instance, wh.landing, api.client, p1.gamertag).xuid == p1.xuid
         with pytest.raises(InvalidInput, match="already registered"):
-            add_player(instance, wh.landing, api, str(p1.xuid))
+            add_player(instance, wh.landing, api.client, str(p1.xuid))
         with pytest.raises(InvalidInput, match="unknown gamertag"):
-            add_player(instance, wh.landing, api, "Nobody Here")
+            add_player(instance, wh.landing, api.client, "Nobody Here")
         with pytest.raises(InvalidInput, match="invalid xuid"):
-            add_player(instance, wh.landing, api, "12345")
+            add_player(instance, wh.landing, api.client, "12345")
         with pytest.raises(InvalidInput, match="invalid gamertag"):
-            add_player(instance, wh.landing, api, "../etc|x")
+            add_player(instance, wh.landing, api.client, "../etc|x")
         assert [(p.xuid, p.gamertag) for p in registered(instance, wh.landing)] == [(p1.xuid, p1.gamertag)]
 
         players_file = tmp_path / "players.yaml"
@@ -230,6 +236,7 @@ def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
             remove_player(instance, wh, str(p1.xuid))
 
 
+@pytest.mark.slow
 def test_delta_sync_refreshes_the_analytics_it_made_stale(tmp_path, monkeypatch):
     """A session crossing a month boundary, synced one month at a time, equals a sync of everything at once."""
     world = SyntheticWorld(seed=8, players=1, months=1, matches_per_month=6)
@@ -264,6 +271,7 @@ def test_delta_sync_refreshes_the_analytics_it_made_stale(tmp_path, monkeypatch)
             Warehouse(tmp_path / "once").read_table(table, xuid).sort(pl.all())), table
 
 
+@pytest.mark.slow
 def test_full_sync_with_since_and_max_matches(tmp_path, monkeypatch):
     world = SyntheticWorld(seed=6, players=1, months=2, matches_per_month=10)
     xuid = world.players[0].xuid
@@ -276,3 +284,35 @@ def test_full_sync_with_since_and_max_matches(tmp_path, monkeypatch):
     assert report.ok and any(job == "full_sync" for _, job, _, _ in report.runs)
     facts = Warehouse(tmp_path / "data").read_table("match_facts", xuid)
     assert sorted(facts["match_id"]) == sorted(world.match_ids(xuid)[:4])  # the newest 4
+
+
+@pytest.mark.slow
+def test_session_gap_is_one_setting_that_every_run_follows(tmp_path, monkeypatch):
+    """The session gap is a definitions-level setting (``HALO_SESSION_GAP_MINUTES``): the sync runs, the follow-up
+    analytics run that re-derives the previous month and every month read the same value. A follow-up run once
+    used its own default (35) and silently split one player's months between two gaps."""
+    import orjson
+
+    from halo_pipeline.transforms import analytics as ta
+
+    world = SyntheticWorld(seed=8, players=1, months=1, matches_per_month=6)
+    xuid = world.players[0].xuid
+    monkeypatch.setenv("HALO_SESSION_GAP_MINUTES", "10")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+    with Emulator(synthetic=world) as emulator:
+        use_emulator(monkeypatch, emulator, tmp_path / "data")
+        assert sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None).ok
+        [late] = world.add_matches([xuid], n=1, when=datetime(2025, 7, 31, 23, 40, tzinfo=UTC))
+        end = datetime.fromisoformat(orjson.loads(world.match_stats_body(late))["MatchInfo"]["EndTime"])
+        assert sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None).ok
+        # 20 minutes after the July match ended: one session with a 35-minute gap, two with a 10-minute one.
+        world.add_matches([xuid], n=1, when=end + timedelta(minutes=20))
+        report = sync_players(defs, instance, HaloApiResource(), WarehouseResource(), log=lambda _: None)
+    assert report.ok and any(job == "analytics_job" for _, job, _, _ in report.runs)  # July re-derived after
+    wh = Warehouse(tmp_path / "data")
+    facts = wh.read_table("match_facts", xuid)
+    assert not ta.sessions(facts, 10).equals(ta.sessions(facts, 35))  # the setting matters for this history
+    for month in wh.player_files("sessions", xuid):
+        expected = ta.sessions(facts, 10).filter(ta.month_of() == month)
+        assert wh.read_partition("sessions", xuid, month).equals(expected), month

@@ -61,7 +61,7 @@ _FIGURES = ("kills", "deaths", "assists", "shots_fired", "shots_hit", "score", "
 
 def _medals_of(medals_df: pl.DataFrame, match_id: str, player_id: str) -> dict[int, int]:
     rows = medals_df.filter((pl.col("match_id") == match_id) & (pl.col("player_id") == player_id))
-    return dict(zip(rows["name_id"].to_list(), rows["count"].to_list()))
+    return dict(zip(rows["name_id"].to_list(), rows["count"].to_list(), strict=False))
 
 
 def _trunc2(value: float) -> float:
@@ -192,7 +192,8 @@ def test_personal_scores_equal_raw_json(bodies: list[dict]) -> None:
                     expected[award["NameId"]] += award["TotalPersonalScoreAwarded"]
             rows = scores.filter((pl.col("match_id") == body["MatchId"])
                                  & (pl.col("player_id") == player["PlayerId"]))
-            assert dict(zip(rows["name_id"].to_list(), rows["total_personal_score"].to_list())) == dict(expected)
+            got = zip(rows["name_id"].to_list(), rows["total_personal_score"].to_list(), strict=False)
+            assert dict(got) == dict(expected)
 
 
 def test_history_frame_equals_raw_json(halo_api_dir: Path) -> None:
@@ -468,7 +469,7 @@ def test_skill_numbers_equal_raw_json(halo_api_dir: Path) -> None:
     df = skill.player_match_skill([("m-skill", body)])
     assert dict(df.schema) == skill.PLAYER_MATCH_SKILL_SCHEMA
     assert df.height == len(body["Value"])
-    for entry, row in zip(body["Value"], df.iter_rows(named=True)):
+    for entry, row in zip(body["Value"], df.iter_rows(named=True), strict=False):
         result = entry["Result"]
         assert row["match_id"] == "m-skill"
         assert row["xuid"] == int(entry["Id"][5:-1])

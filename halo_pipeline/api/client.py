@@ -141,6 +141,18 @@ class HaloApiClient:
         """Body of gamecms-hacs ``/hi/Waypoint/file/medals/metadata.json``."""
         return await (await self.spnkr.gamecms_hacs.get_medal_metadata()).read()
 
+    async def ugc_asset(self, kind: str, asset_id: str, version_id: str) -> bytes:
+        """Body of discovery-infiniteugc ``/hi/{kind}/{asset_id}/versions/{version_id}``, ``kind`` one of
+        ``maps``, ``mapModePairs``, ``playlists``, ``ugcGameVariants``.
+
+        Raises:
+            KeyError: an unknown kind.
+        """
+        ugc = self.spnkr.discovery_ugc
+        fetch = {"maps": ugc.get_map, "mapModePairs": ugc.get_map_mode_pair, "playlists": ugc.get_playlist,
+                 "ugcGameVariants": ugc.get_ugc_game_variant}[kind]
+        return await (await fetch(asset_id, version_id)).read()
+
     async def user_by_gamertag(self, gamertag: str) -> dict:
         """``{"xuid", "gamertag", …}`` from profile ``/users/gt({gamertag})``; 404 when unknown."""
         return orjson.loads(await (await self.spnkr.profile.get_user_by_gamertag(gamertag)).read())

@@ -1,10 +1,9 @@
-"""The Dagster resources of the project: the Halo API and the data location."""
+"""The Halo API as a Dagster resource (the data location's is :mod:`halo_pipeline.storage.resource`)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -12,11 +11,9 @@ from pydantic import Field
 from halo_pipeline.api.auth import MissingCredentials
 from halo_pipeline.api.client import HaloApiClient
 from halo_pipeline.api.resilience import process_gate
-from halo_pipeline.storage.files import data_root
-from halo_pipeline.storage.warehouse import Warehouse
 
 EMULATOR_TOKEN = "emulator"
-__all__ = ["HaloApiResource", "MissingCredentials", "WarehouseResource"]
+__all__ = ["HaloApiResource", "MissingCredentials"]
 
 
 class HaloApiResource(dg.ConfigurableResource):
@@ -79,25 +76,3 @@ class HaloApiResource(dg.ConfigurableResource):
             yield api
         finally:
             await api.close()
-
-
-class WarehouseResource(dg.ConfigurableResource):
-    """Where data lives: ``data_dir`` (or env ``HALO_DATA_DIR``, default ``data``) holds ``warehouse/``
-    (Parquet + ``halo.duckdb``) and ``raw/`` (raw landing); ``reference_dir`` (or env
-    ``HALO_REFERENCE_DIR``, default ``static/reference``) holds the reference JSON files. ``data_dir`` may be
-    object storage, ``s3://bucket/prefix`` (a ``UPath``; s3fs reads the usual ``AWS_*`` variables, e.g.
-    ``AWS_ENDPOINT_URL`` for a non-AWS store)."""
-
-    data_dir: str = Field(default="", description="Empty: $HALO_DATA_DIR, else 'data'.")
-    reference_dir: str = Field(default="", description="Empty: $HALO_REFERENCE_DIR, else 'static/reference'.")
-
-    def data_path(self) -> Path:
-        """The absolute local folder, or a ``UPath`` for an ``s3://…`` (any fsspec URL) location."""
-        return data_root(self.data_dir or dg.EnvVar("HALO_DATA_DIR").get_value() or "data")
-
-    def reference_path(self) -> Path:
-        return Path(self.reference_dir or dg.EnvVar("HALO_REFERENCE_DIR").get_value() or "static/reference").resolve()
-
-    def warehouse(self) -> Warehouse:
-        """The :class:`Warehouse` under :meth:`data_path`."""
-        return Warehouse(self.data_path())

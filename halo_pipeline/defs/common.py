@@ -10,6 +10,7 @@ import polars as pl
 from dagster_polars.io_managers.utils import get_metadata_schema
 
 from halo_pipeline.ids import InvalidInput
+from halo_pipeline.months import Month
 from halo_pipeline.partitions import split_key
 
 #: Every partitioned asset lets one run cover many partitions (cheap backfills, `--partition-range`).
@@ -19,9 +20,9 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 API_POOL = "halo_api"
 
 
-def run_partitions(context: dg.AssetExecutionContext) -> dict[int, list[str]]:
-    """The partitions of this run as ``{xuid: [month, …]}`` (months ``YYYY-MM-01``, ascending)."""
-    by_player: dict[int, list[str]] = defaultdict(list)
+def run_partitions(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dict[int, list[Month]]:
+    """The partitions of this run as ``{xuid: [month, …]}`` (months ascending)."""
+    by_player: dict[int, list[Month]] = defaultdict(list)
     for key in context.partition_keys:
         try:
             xuid, month = split_key(key)

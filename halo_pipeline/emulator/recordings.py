@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from halo_pipeline.ids import InvalidInput
 from halo_pipeline.emulator.wire import (
     HIGHLIGHT_CHUNK_NAME,
     HistoryItem,
@@ -39,6 +38,7 @@ from halo_pipeline.emulator.wire import (
     parse_player_id,
     user_body,
 )
+from halo_pipeline.ids import InvalidInput
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from halo_pipeline.emulator.wire import (
 )
 
 AUTH_HEADER = "x-343-authorization-spartan"
-TRAFFIC_KEY: web.AppKey["_Traffic"] = web.AppKey("traffic")
+TRAFFIC_KEY: web.AppKey[_Traffic] = web.AppKey("traffic")
 FAULTS_KEY: web.AppKey[FaultInjector] = web.AppKey("faults")
 PUBLIC_SERVICES = frozenset({"blobs-infiniteugc"})
 UGC_KINDS = ("maps", "mapModePairs", "playlists", "ugcGameVariants")
@@ -399,7 +399,7 @@ class Emulator:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._start_site())
-            except BaseException as exc:  # reported to the caller of start()
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller of start()
                 failure.append(exc)
                 ready.set()
                 loop.close()

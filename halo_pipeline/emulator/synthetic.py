@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -197,12 +197,6 @@ def _allocate(total: int, weights: list[float]) -> list[int]:
 # --------------------------------------------------------------------------------------------------------
 # Per-player counters → wire Stats blocks
 # --------------------------------------------------------------------------------------------------------
-_ADDITIVE = (
-    "score", "kills", "deaths", "assists", "suicides", "betrayals", "grenade_kills", "headshot_kills",
-    "melee_kills", "power_weapon_kills", "shots_fired", "shots_hit", "damage_dealt", "damage_taken",
-    "callout_assists", "vehicle_destroys", "driver_assists", "hijacks", "emp_assists", "spawns",
-    "objectives_completed", "alive_ms",
-)
 _MODE_TIME_FIELDS = {"TimeAsFlagCarrier", "TimeAsSkullCarrier", "LongestTimeAsSkullCarrier", "StrongholdOccupationTime"}
 _MODE_MAX_FIELDS = {"LongestTimeAsSkullCarrier"}
 
@@ -388,10 +382,11 @@ class SyntheticWorld:
         self._assets_by_id: dict[tuple[str, str, str], tuple[str, Any]] = {}
         for ref in self._maps.values():
             self._assets_by_id[("maps", ref.asset_id, ref.version_id)] = ("map", ref)
-        for (prefix, mode), ref in self._variants.items():
+        for (_prefix, mode), ref in self._variants.items():
             self._assets_by_id[("ugcGameVariants", ref.asset_id, ref.version_id)] = ("variant", (ref, mode))
         for (playlist, mode, map_name), ref in self._pairs.items():
-            self._assets_by_id[("mapModePairs", ref.asset_id, ref.version_id)] = ("pair", (ref, playlist, mode, map_name))
+            self._assets_by_id[("mapModePairs", ref.asset_id, ref.version_id)] = (
+                "pair", (ref, playlist, mode, map_name))
         for spec in PLAYLISTS:
             ref = self._playlists[spec.name]
             self._assets_by_id[("playlists", ref.asset_id, ref.version_id)] = ("playlist", (ref, spec))
@@ -407,7 +402,7 @@ class SyntheticWorld:
             days = (last_day - month).days + 1
             made = 0
             evenings = sorted(self._rng.sample(range(days), k=min(days, max(1, matches_per_month // 3 + 1))))
-            sessions = [datetime.combine(month + timedelta(days=d), time(18), tzinfo=timezone.utc)
+            sessions = [datetime.combine(month + timedelta(days=d), time(18), tzinfo=UTC)
                         + timedelta(minutes=self._rng.randrange(0, 240)) for d in evenings]
             for i, session_start in enumerate(sessions):
                 remaining = matches_per_month - made
@@ -476,15 +471,15 @@ class SyntheticWorld:
                           for pid, _, _, s in roster}
         lines: dict[str, _Line] = {pid: _Line() for pid, *_ in roster}
         team_of = {pid: team for pid, _, team, _ in roster}
-        for pid in lines:
-            lines[pid].counts["kills"] = max(0, round(rng.gauss(expected_kills[pid], 3.5)))
+        for pid, line in lines.items():
+            line.counts["kills"] = max(0, round(rng.gauss(expected_kills[pid], 3.5)))
         expected_deaths: dict[str, float] = {}
         for team in (0, 1):
             members = [pid for pid, *_ in roster if team_of[pid] == team]
             enemy_kills = sum(lines[p].counts["kills"] for p in lines if team_of[p] != team)
             skill_of = {pid: s for pid, _, _, s in roster}
             weights = [max(0.2, (1 - 0.2 * skill_of[p]) * present[p] * rng.uniform(0.7, 1.3)) for p in members]
-            for pid, deaths, w in zip(members, _allocate(enemy_kills, weights), weights):
+            for pid, deaths, w in zip(members, _allocate(enemy_kills, weights), weights, strict=False):
                 lines[pid].counts["deaths"] = deaths
                 expected_deaths[pid] = enemy_kills * w / sum(weights)
 
@@ -558,7 +553,7 @@ class SyntheticWorld:
         team_mmrs: dict[int, float] | None = None
         if not custom:
             team_mmrs = {t: round(1400 + 120 * strength[t] / team_size + rng.gauss(0, 25), 6) for t in (0, 1)}
-            for pid, xuid, team, skill in roster:
+            for pid, xuid, team, _skill in roster:
                 if xuid is None:
                     continue
                 totals = Counter()
@@ -636,7 +631,7 @@ class SyntheticWorld:
             score = {favourite: 3, 1 - favourite: rng.randint(0, 2)}
             for t in (0, 1):
                 caps = _allocate(score[t], [rng.uniform(0.2, 1) for _ in members[t]])
-                for pid, cap in zip(members[t], caps):
+                for pid, cap in zip(members[t], caps, strict=False):
                     line, grabs = lines[pid], cap + rng.randint(0, 3)
                     line.mode.update({
                         "FlagCaptureAssists": rng.randint(0, score[t] - cap), "FlagCaptures": cap,
@@ -659,7 +654,8 @@ class SyntheticWorld:
             ticks = {favourite: 200 + (rng.randint(0, 99) if loser_rounds else rng.randint(0, 60)),
                      1 - favourite: 100 * loser_rounds + rng.randint(0, 99)}
             for t in (0, 1):
-                for pid, tick in zip(members[t], _allocate(ticks[t], [rng.uniform(0.1, 1) for _ in members[t]])):
+                shares = _allocate(ticks[t], [rng.uniform(0.1, 1) for _ in members[t]])
+                for pid, tick in zip(members[t], shares, strict=False):
                     line = lines[pid]
                     carried = tick * 1000 + rng.randint(0, 9000)
                     grabs = rng.randint(1, 4) if tick else rng.randint(0, 1)
@@ -753,10 +749,10 @@ class SyntheticWorld:
             raise ValueError(f"n must be >= 1, got {n}")
         with self._lock:
             if when is None:
-                newest = max((m.start for m in self._matches.values()), default=datetime.now(timezone.utc))
+                newest = max((m.start for m in self._matches.values()), default=datetime.now(UTC))
                 when = newest + timedelta(minutes=30)
             elif when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             out = []
             moment = when
             for _ in range(n):
@@ -931,7 +927,7 @@ class SyntheticWorld:
             "Order": 0,
         }
 
-    _IMAGES = ["images/hero.png", "images/screenshot1.png", "images/thumbnail.png"]
+    _IMAGES = ("images/hero.png", "images/screenshot1.png", "images/thumbnail.png")
 
     def _map_body(self, ref: _AssetRef) -> dict[str, Any]:
         return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from spnkr.models.refdata import FilmChunkType, FilmStatus, LifecycleMode
@@ -41,7 +41,7 @@ class BadRequest(ValueError):
 
 def format_time(moment: datetime) -> str:
     """A UTC datetime as the API writes it: ``2025-01-29T04:07:25.964Z`` (milliseconds, ``Z``)."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -54,7 +54,7 @@ def parse_time(text: str) -> datetime:
     if rest:  # Python 3.11 accepts at most 6 fraction digits
         digits = re.match(r"\d*", rest).group(0)
         text = f"{head}.{(digits + '000000')[:6]}{rest[len(digits):]}"
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def format_duration(seconds: float) -> str:

@@ -16,11 +16,14 @@ Where httpfs can be installed, ``LOAD httpfs`` + an S3 secret reads the same vie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator
 
 import duckdb
 import polars as pl
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from halo_pipeline import tables
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
 
 
@@ -40,35 +43,67 @@ def connect_catalog(wh: Warehouse, read_only: bool = True) -> duckdb.DuckDBPyCon
     return attach_filesystem(duckdb.connect(str(wh.catalog_path), read_only=read_only), wh)
 
 
+#: How long a writer waits for another process to release the catalog file's lock (DuckDB: one writer).
+LOCK_WAIT_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def writable_catalog(wh: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to the catalog file, waiting (exponential backoff, at most
+    :data:`LOCK_WAIT_SECONDS`) while another process holds its write lock; closed on exit.
+
+    Raises:
+        duckdb.IOException: the lock was still held after the wait.
+    """
+    wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)  # local even when the warehouse is on S3
+    for attempt in Retrying(retry=retry_if_exception_type(duckdb.IOException), reraise=True,
+                            stop=stop_after_delay(LOCK_WAIT_SECONDS), wait=wait_exponential(0.05, max=2.0)):
+        with attempt:
+            con = duckdb.connect(str(wh.catalog_path))
+    try:
+        yield attach_filesystem(con, wh)
+    finally:
+        con.close()
+
+
+def build_catalog(wh: Warehouse) -> dict[str, int]:
+    """(Re)create every view of the catalog file from the table registry (:data:`halo_pipeline.tables.TABLES`);
+    returns ``{table: rows}``. Used by the ``warehouse_catalog`` asset and by maintenance commands that move
+    files (a view whose glob no longer matches a file would fail)."""
+    wh.root.mkdir(parents=True, exist_ok=True)
+    with writable_catalog(wh) as con:
+        return refresh_catalog(con, wh)
+
+
 def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def refresh_catalog(
-    con: duckdb.DuckDBPyConnection,
-    wh: Warehouse,
-    partitioned: Mapping[str, Mapping[str, pl.DataType]],
-    reference: list[str],
-    per_player: Mapping[str, Mapping[str, pl.DataType]] | None = None,
-) -> dict[str, int]:
-    """(Re)create a view per table; returns ``{table: row count}``.
+#: The hive folders of each layout, dropped from the views (``owner_xuid`` stands for ``player``).
+_HIVE_COLUMNS = {"player_month": "player, year, month", "player": "player"}
 
-    Partitioned tables read ``<table>/**/data.parquet`` with hive partitioning; their owner (the partition's
+
+def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, int]:
+    """(Re)create a view per registered table on ``con``; returns ``{table: row count}``.
+
+    Player × month tables read ``<table>/**/data.parquet`` with hive partitioning; their owner (the partition's
     player) is exposed as ``owner_xuid`` (BIGINT), the hive ``year``/``month`` folders are dropped (the data
-    has ``start_time``). ``per_player`` tables (one file per player, ``<table>/player=<xuid>/data.parquet``)
+    has ``start_time``). Per-player tables (one file per player, ``<table>/player=<xuid>/data.parquet``)
     are read whole. A table with no file yet gets an empty view with its declared columns.
     """
     attach_filesystem(con, wh)
     counts: dict[str, int] = {}
-    hive_columns = dict.fromkeys(partitioned, "player, year, month") | dict.fromkeys(per_player or {}, "player")
-    for table, schema in {**partitioned, **(per_player or {})}.items():
+    for spec in tables.TABLES.values():
+        if spec.layout == "reference":
+            continue
+        table, schema, hive = spec.name, spec.schema, _HIVE_COLUMNS[spec.layout]
         files = wh.partition_files(table)
-        archived = archived_files(wh, table)
+        archived = wh.archived_files(table)
         if files or archived:
             globs = ([_quote(str(wh.table_dir(table) / "**" / PARQUET_NAME))] if files else []) + (
                 ["[" + ", ".join(_quote(str(p)) for p in archived) + "]"] if archived else [])
             source = " UNION ALL BY NAME ".join(
-                f"SELECT * EXCLUDE ({hive_columns[table]}), player AS owner_xuid FROM read_parquet({glob}, "
+                f"SELECT * EXCLUDE ({hive}), player AS owner_xuid FROM read_parquet({glob}, "
                 "hive_partitioning = true, union_by_name = true, hive_types = {'player': BIGINT})"
                 for glob in globs)
         else:
@@ -77,26 +112,13 @@ def refresh_catalog(
             source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid FROM "_empty_{table}"'
         con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
         counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-    for table in reference:
+    for table in tables.names(layout="reference"):
         path = wh.reference_path(table)
         if path.exists():
             con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM read_parquet({_quote(str(path))})')
             counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     counts.update(create_mv_views(con))
     return counts
-
-
-#: The archive area (``halo-pipeline archive``): ``warehouse/archive/<table>/player=…/year=…/month=…``.
-ARCHIVE_DIR = "archive"
-
-
-def archived_files(wh: Warehouse, table: str) -> list:
-    """Archived partition files of ``table`` that have no live twin (a re-derived month's live file wins)."""
-    base = wh.root / ARCHIVE_DIR / table
-    if not base.exists():
-        return []
-    return [p for p in sorted(base.glob(f"**/{PARQUET_NAME}"))
-            if not (wh.table_dir(table) / p.relative_to(base)).exists()]
 
 
 _MV_SUMS = ("count(*) AS months, sum(matches) AS matches, sum(wins) AS wins, sum(losses) AS losses, "

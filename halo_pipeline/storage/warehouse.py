@@ -17,7 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from halo_pipeline.storage.files import is_remote, read_parquet, write_parquet_atomic
+from halo_pipeline.months import Month
+from halo_pipeline.storage.files import data_root, is_remote, read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import RawLanding
 
 PARQUET_NAME = "data.parquet"
@@ -25,6 +26,25 @@ REFERENCE = "reference"
 #: Where the DuckDB catalog lives when the warehouse is on object storage (DuckDB writes a database file
 #: only on a local disk): this variable, else ``halo.duckdb`` in the current folder.
 CATALOG_ENV = "HALO_CATALOG_PATH"
+#: The data location when neither a resource's ``data_dir`` nor ``$HALO_DATA_DIR`` names one.
+DATA_DIR_ENV, DEFAULT_DATA_DIR = "HALO_DATA_DIR", "data"
+#: The reference JSON files: ``$HALO_REFERENCE_DIR``, else those of the repository (``static/reference``).
+REFERENCE_DIR_ENV = "HALO_REFERENCE_DIR"
+DEFAULT_REFERENCE_DIR = Path("static") / "reference"
+#: The archive area (``halo-pipeline archive``): ``warehouse/archive/<table>/player=…/year=…/month=…``.
+ARCHIVE_DIR = "archive"
+
+
+def data_location(explicit: str = "") -> Path:
+    """The data location in force: ``explicit``, else ``$HALO_DATA_DIR``, else ``data`` (a local absolute
+    path, or a ``UPath`` for ``s3://…``). Read at call time."""
+    return data_root(explicit or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def reference_location(explicit: str = "") -> Path:
+    """The reference folder in force: ``explicit``, else ``$HALO_REFERENCE_DIR``, else the default. Read at call
+    time."""
+    return Path(explicit or os.environ.get(REFERENCE_DIR_ENV) or DEFAULT_REFERENCE_DIR).resolve()
 
 
 @dataclass(frozen=True)
@@ -61,7 +81,7 @@ class Warehouse:
 
     def partition_path(self, table: str, xuid: int, month: str) -> Path:
         """Path of one partition file; ``month`` is ``YYYY-MM-01``."""
-        year, mm = month[:4], month[5:7]
+        year, mm = Month(month).hive
         return self.root / table / f"player={xuid}" / f"year={year}" / f"month={mm}" / PARQUET_NAME
 
     def write_partition(self, table: str, xuid: int, month: str, df: pl.DataFrame) -> Path:
@@ -108,6 +128,34 @@ class Warehouse:
             return pl.DataFrame(schema=dict(schema))
         return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
 
+    def archived_files(self, table: str) -> list[Path]:
+        """Archived partition files of ``table`` that have no live twin (a re-derived month's live file wins)."""
+        base = self.root / ARCHIVE_DIR / table
+        if not base.exists():
+            return []
+        return [p for p in sorted(base.glob(f"**/{PARQUET_NAME}"))
+                if not (self.table_dir(table) / p.relative_to(base)).exists()]
+
+    def player_files(self, table: str, xuid: int) -> dict[Month, Path]:
+        """``{month: path}`` of a player's partition files of ``table``, the archive area's included (a live
+        file wins over an archived one of the same month)."""
+        out: dict[Month, Path] = {}
+        for base in (self.root / ARCHIVE_DIR / table / f"player={xuid}", self.table_dir(table) / f"player={xuid}"):
+            if base.exists():
+                for path in sorted(base.glob(f"*/*/{PARQUET_NAME}")):
+                    out[month_of_path(path)] = path
+        return out
+
+    def player_table(self, table: str, xuid: int, schema: Mapping[str, pl.DataType],
+                     since: str | None = None, until: str | None = None) -> pl.DataFrame:
+        """A player's rows of ``table`` over the months ``since``…``until`` (inclusive; None: unbounded), live
+        and archived partitions; an empty frame with ``schema`` when there is none."""
+        paths = [p for m, p in sorted(self.player_files(table, xuid).items())
+                 if (until is None or m <= until) and (since is None or m >= since)]
+        if not paths:
+            return pl.DataFrame(schema=dict(schema))
+        return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
+
     def reference_path(self, table: str) -> Path:
         return self.root / REFERENCE / f"{table}.parquet"
 
@@ -125,3 +173,13 @@ class Warehouse:
         if not path.exists():
             raise FileNotFoundError(f"reference table {table} has not been materialized ({path})")
         return read_parquet(path)
+
+
+def month_of_path(path: Path) -> Month:
+    """The month of a partition file from its hive folders (``…/year=YYYY/month=MM/data.parquet``).
+
+    Raises:
+        KeyError: the path has no ``year=`` / ``month=`` folder.
+    """
+    parts = dict(p.split("=", 1) for p in path.parts if "=" in p)
+    return Month.from_hive(parts["year"], parts["month"])

@@ -18,10 +18,9 @@ Words:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import math
 from bisect import bisect_left, bisect_right, insort
+from collections.abc import Mapping
 
 import polars as pl
 
@@ -102,7 +101,8 @@ _RATIOS: dict[str, pl.DataType] = {
     "accuracy": pl.Float32,
     "avg_performance_score": pl.Float32,
 }
-MAP_STATS_SCHEMA = {"xuid": pl.Int64, "month_start": pl.Utf8, "map_id": pl.Utf8, "map_name": pl.Utf8, **_SUMS, **_RATIOS}
+MAP_STATS_SCHEMA = {"xuid": pl.Int64, "month_start": pl.Utf8, "map_id": pl.Utf8, "map_name": pl.Utf8,
+                    **_SUMS, **_RATIOS}
 MODE_CATEGORY_STATS_SCHEMA = {"xuid": pl.Int64, "month_start": pl.Utf8, "mode_category": pl.Utf8, **_SUMS, **_RATIOS}
 GLOBAL_STATS_SCHEMA = {"xuid": pl.Int64, "month_start": pl.Utf8, **_SUMS, **_RATIOS}
 SESSION_STATS_SCHEMA = {**SESSIONS_SCHEMA, "month_start": pl.Utf8, "avg_performance_score": pl.Float32}

@@ -108,13 +108,6 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
-    """``<field>: <message>`` of the first pydantic error, on one line."""
-    err = exc.errors()[0]
-    loc = _loc(prefix + tuple(err.get("loc", ())))
-    return f"{loc}: {_one_line(err.get('msg', 'invalid'))}" if loc else _one_line(err.get("msg", "invalid"))
-
-
 _KEY_RE = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
 
@@ -172,7 +165,7 @@ def load_playlist_modes(path: str | Path) -> tuple[PlaylistModesData, list[dict[
             playlists.append(PlaylistTranslation.model_validate(row))
         except ValidationError as exc:
             err = exc.errors()[0]
-            field = _loc(("playlists", index) + tuple(err.get("loc", ())))
+            field = _loc(("playlists", index, *tuple(err.get("loc", ()))))
             rejected.append(_reject(name, field, _one_line(err.get("msg", "invalid")), row))
     modes: list[GameModeTranslation] = []
     for index, row in enumerate(doc["modes"]):
@@ -180,7 +173,7 @@ def load_playlist_modes(path: str | Path) -> tuple[PlaylistModesData, list[dict[
             modes.append(GameModeTranslation.model_validate(row))
         except ValidationError as exc:
             err = exc.errors()[0]
-            field = _loc(("modes", index) + tuple(err.get("loc", ())))
+            field = _loc(("modes", index, *tuple(err.get("loc", ()))))
             rejected.append(_reject(name, field, _one_line(err.get("msg", "invalid")), row))
     categories: dict[str, str] = {}
     for key, value in doc["categories"].items():

@@ -8,8 +8,9 @@ import orjson
 import polars as pl
 
 from halo_pipeline.api.client import run_api
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.common import API_POOL, frame_metadata
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.transforms import reference as ref
 
 REFERENCE_GROUP = "reference"
@@ -92,6 +93,3 @@ def medal_definitions(config: MedalDefinitionsConfig, warehouse: WarehouseResour
     definitions, rejected_definitions = ref.medal_definitions(names["en"], names["fr"], metadata)
     return dg.MaterializeResult(**_result_kwargs(
         warehouse, "medal_definitions", ref.medal_definitions_frame(definitions), rejected + rejected_definitions))
-
-
-REFERENCE_TABLES = ["playlist_translations", "game_mode_translations", "mode_categories", "medal_definitions"]

@@ -1,14 +1,13 @@
-"""The sync state asset (the seeds' ``sync_meta``)."""
+"""The sync state asset (LevelUp's ``sync_meta``)."""
 
 import dagster as dg
 import polars as pl
 
-from halo_pipeline.api.resource import WarehouseResource
 from halo_pipeline.defs.common import SINGLE_RUN, frame_metadata, run_partitions
-from halo_pipeline.defs.matches.assets import raw_matches
-from halo_pipeline.defs.stats.assets import STATS_ASSETS
-from halo_pipeline.defs.sync.state import SYNC_META_SCHEMA, write_state
 from halo_pipeline.partitions import player_month_partitions
+from halo_pipeline.services.state import write_state
+from halo_pipeline.storage.resource import WarehouseResource
+from halo_pipeline.tables import SYNC_META_SCHEMA, names
 
 SYNC_GROUP = "sync"
 
@@ -17,7 +16,7 @@ SYNC_GROUP = "sync"
     group_name=SYNC_GROUP,
     partitions_def=player_month_partitions,
     backfill_policy=SINGLE_RUN,
-    deps=[raw_matches, *STATS_ASSETS],
+    deps=["raw_matches", *names(group="stats")],
     kinds={"parquet"},
 )
 def sync_meta(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

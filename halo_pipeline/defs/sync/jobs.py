@@ -1,4 +1,4 @@
-"""Jobs: what a sync, a re-derivation (backfill), the reference refresh and the catalog refresh run."""
+"""Jobs over player × month partitions: what a sync, a re-derivation (backfill) and an analytics refresh run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import dagster as dg
 
 from halo_pipeline.defs.analytics.assets import ANALYTICS_GROUP
 from halo_pipeline.defs.matches.assets import MATCHES_GROUP
-from halo_pipeline.defs.reference.assets import REFERENCE_GROUP
 from halo_pipeline.defs.stats.assets import STATS_GROUP
 from halo_pipeline.defs.sync.assets import SYNC_GROUP
 from halo_pipeline.partitions import player_month_partitions
@@ -44,13 +43,3 @@ analytics_job = dg.define_asset_job(
     description="Re-derive the analytics (sessions, performance scores, stats, report) of player × month "
     "partitions: zero API calls. Requested after a sync that changed months other analytics depend on.",
 )
-reference_job = dg.define_asset_job(
-    "reference_job", selection=dg.AssetSelection.groups(REFERENCE_GROUP),
-    description="Load playlists, game modes, mode categories and medal definitions.",
-)
-catalog_job = dg.define_asset_job(
-    "catalog_job", selection=dg.AssetSelection.assets("warehouse_catalog"),
-    description="Refresh the DuckDB catalog's views over the warehouse.",
-)
-
-JOBS = [sync_job, full_sync, rederive_job, analytics_job, reference_job, catalog_job]

@@ -1,6 +1,7 @@
-"""A sync through Dagster: the runs that ``halo-pipeline sync`` launches (they show in the UI).
+"""Runs launched by ``halo-pipeline sync`` and ``halo-pipeline backfill``, in this process, recorded in the
+instance (they show in the UI).
 
-The plan is the delta sensor's (:mod:`halo_pipeline.defs.sync.plan`): per player, the months with matches
+The plan is the delta sensor's (:mod:`halo_pipeline.services.plan`): per player, the months with matches
 newer than its watermark, as contiguous blocks, each one run of ``sync_job`` (a partition range: the run
 pages the history once, lands only the matches not landed yet and derives every table). ``--full`` runs
 ``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Then the
@@ -11,15 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import dagster as dg
 
-from halo_pipeline.api.resource import HaloApiResource, WarehouseResource
-from halo_pipeline.defs.sync.plan import PLAYER_TAG, run_requests
-from halo_pipeline.defs.sync.sensors import plan_players
-from halo_pipeline.ids import month_start, parse_month
-from halo_pipeline.partitions import FIRST_MONTH, PLAYERS, partition_range_tags
+from halo_pipeline.api.resource import HaloApiResource
+from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, run_requests
+from halo_pipeline.months import FIRST_MONTH, Month
+from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
+from halo_pipeline.services.backfill import BackfillPlan
+from halo_pipeline.storage.resource import WarehouseResource
 
 #: The console shows warnings and errors only; every event is in the instance (the UI's run page).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -49,17 +50,17 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, report
         asset_selection=asset_selection)
     report.runs.append((result.run_id, job, label, result.success))
     if result.success and warehouse is not None:
-        from halo_pipeline.defs.sync.sensors import follow_up_request
-
         follow_up = follow_up_request(warehouse.warehouse(), dict(tags or {}), result.run_id)
         if follow_up is not None:
-            execute(defs, "analytics_job", instance, report, dict(follow_up.tags), f"analytics {_label(follow_up.tags)}")
+            execute(defs, "analytics_job", instance, report, dict(follow_up.tags),
+                    f"analytics {_label(follow_up.tags)}")
     return result.success
 
 
 def _label(tags: dict[str, str]) -> str:
-    start, end = (v for k, v in tags.items() if k.endswith(("range_start", "range_end")))
-    return f"{start[:7]}…{end[:7]}|{tags.get(PLAYER_TAG, start.split('|')[-1])}"
+    """``YYYY-MM…YYYY-MM|xuid`` of a run's partition range."""
+    xuid, first, last = partition_range_of(tags)
+    return f"{first.label}…{last.label}|{xuid}"
 
 
 def sync_players(
@@ -80,17 +81,17 @@ def sync_players(
     ok = execute(defs, "reference_job", instance, report, label="reference")
     log(f"reference data: {'ok' if ok else 'FAILED'}")
     if full:
-        first = parse_month(since) if since else FIRST_MONTH
+        first = Month.parse(since) if since else FIRST_MONTH
         config = {"ops": {"match_history": {"config": {
             "match_type": match_type, "max_matches": max_matches,
             "since": (since if len(since) > 7 else f"{since}-01") if since else None}}}}
         for xuid in players:
-            tags = partition_range_tags(xuid, first, month_start(datetime.now(UTC))) | {PLAYER_TAG: str(xuid)}
+            tags = partition_range_tags(xuid, first, Month.current()) | {PLAYER_TAG: str(xuid)}
             ok = execute(defs, "full_sync", instance, report, tags, _label(tags), run_config=config,
                          warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
-        for plan in plan_players(halo_api, warehouse, players, bounded=False):
+        for plan in plan_players(halo_api, warehouse.warehouse(), players, bounded=False):
             requests = run_requests(plan, instance, match_type)
             if not requests:
                 log(f"{plan.xuid}: up to date ({plan.history_calls} history call)")
@@ -100,4 +101,18 @@ def sync_players(
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
+    return report
+
+
+def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: BackfillPlan,
+                 warehouse: WarehouseResource) -> SyncReport:
+    """One run over the plan's partition range (recorded in ``instance``, visible in the UI), the analytics
+    it made stale, then the catalog."""
+    report = SyncReport()
+    tags = partition_range_tags(plan.xuid, plan.first, plan.last) | {PLAYER_TAG: str(plan.xuid)}
+    run_config = {"ops": {"raw_matches": {"config": {"refetch": True}}}} if plan.refetch else None
+    selection = [dg.AssetKey(a) for a in plan.assets] if plan.assets else None
+    execute(defs, plan.job, instance, report, tags, _label(tags), run_config=run_config, asset_selection=selection,
+            warehouse=warehouse)
+    execute(defs, "catalog_job", instance, report, label="catalog")
     return report

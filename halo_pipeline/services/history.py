@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from halo_pipeline.api.client import HaloApiClient
-from halo_pipeline.ids import month_start
+from halo_pipeline.months import Month
 
 PAGE_SIZE = 25  # the API's maximum
 MATCH_TYPES = ("all", "matchmaking", "custom", "local")
@@ -48,9 +48,9 @@ async def fetch_history(
         start += len(results)
 
 
-def entries_by_month(entries: list[dict]) -> dict[str, list[dict]]:
+def entries_by_month(entries: list[dict]) -> dict[Month, list[dict]]:
     """History entries grouped by the month partition key (``YYYY-MM-01``) of their UTC start time."""
-    grouped: dict[str, list[dict]] = defaultdict(list)
+    grouped: dict[Month, list[dict]] = defaultdict(list)
     for entry in entries:
-        grouped[month_start(start_time(entry))].append(entry)
+        grouped[Month.of(start_time(entry))].append(entry)
     return dict(grouped)

@@ -1,4 +1,4 @@
-"""A player's sync state (the seeds' ``sync_meta``) and its **watermark**, computed from the warehouse alone.
+"""A player's sync state (LevelUp's ``sync_meta``) and its **watermark**, computed from the warehouse alone.
 
 The watermark is the start time of the newest match such that every history match at or before it is
 landed *and* derived. A match that failed (``raw_matches.stats_status == "failed"``) or whose derived row is
@@ -8,29 +8,19 @@ leaves no gap. A stats body the API answers 404 for (an expired match) is final 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import SYNC_META_SCHEMA
 
 SYNC_META = "sync_meta"
-
-#: One row per player. Times are UTC.
-SYNC_META_SCHEMA: dict[str, pl.DataType] = {
-    "xuid": pl.Int64,
-    "last_sync_at": pl.Datetime("us", "UTC"),  # when this row was computed (end of the player's last sync)
-    "last_match_id": pl.Utf8,  # newest derived match
-    "last_match_at": pl.Datetime("us", "UTC"),
-    "total_matches": pl.Int32,  # rows of match_facts
-    "failed_matches": pl.Int32,  # history matches whose stats could not be landed (retried by the next sync)
-    "watermark": pl.Datetime("us", "UTC"),  # see module docstring; null: nothing complete yet
-    "months_synced": pl.Int32,
-    "sync_status": pl.Utf8,  # ok | incomplete (failures waiting for the next sync) | empty
-}
-
+#: A player whose last sync is older than this is stale (the ``player_sync_fresh`` check warns).
+SYNC_MAX_AGE = timedelta(hours=48)
 
 def state_path(wh: Warehouse, xuid: int) -> Path:
     """``warehouse/sync_meta/player=<xuid>/data.parquet`` (one row)."""
@@ -81,3 +71,24 @@ def read_watermark(wh: Warehouse, xuid: int) -> tuple[bool, datetime | None]:
     if not path.exists():
         return False, None
     return True, read_parquet(path, columns=["watermark"])["watermark"][0]
+
+
+def last_syncs(wh: Warehouse, xuids: Iterable[int]) -> dict[int, datetime | None]:
+    """When each player was last synced (UTC): ``sync_meta.last_sync_at`` when the sync state exists, else
+    the newest ``raw_matches`` partition file's modification time; None when never synced."""
+    out: dict[int, datetime | None] = {}
+    for xuid in xuids:
+        state = state_path(wh, xuid)
+        when = None
+        if state.exists():
+            when = read_parquet(state)["last_sync_at"].max()
+        if when is None:
+            files = wh.partition_files("raw_matches", xuid)
+            when = datetime.fromtimestamp(max(p.stat().st_mtime for p in files), UTC) if files else None
+        out[xuid] = when
+    return out
+
+
+def stale_players(last: dict[int, datetime | None], now: datetime, max_age: timedelta = SYNC_MAX_AGE) -> dict:
+    """``{xuid: last sync or None}`` of the players not synced within ``max_age`` before ``now``."""
+    return {x: t for x, t in last.items() if t is None or now - t > max_age}

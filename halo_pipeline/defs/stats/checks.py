@@ -1,4 +1,4 @@
-"""Asset checks on the warehouse data (Dagster asset checks: they show on each asset's "Checks" tab).
+"""Asset checks on the stats tables (Dagster asset checks: they show on each asset's "Checks" tab).
 
 The data checks are partitioned like their asset (player × month): they run in the same run as the asset's
 partitions (a sync or a backfill) and look at those partitions. Each failed check lists the offending rows
@@ -6,18 +6,13 @@ partitions (a sync or a backfill) and look at those partitions. Each failed chec
 :mod:`halo_pipeline.transforms.analytics`.
 """
 
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-
 import dagster as dg
 import polars as pl
 
-from halo_pipeline.api.resource import WarehouseResource
 from halo_pipeline.defs.common import preview_markdown, run_partitions
-from halo_pipeline.defs.matches.assets import raw_matches
-from halo_pipeline.defs.stats.assets import match_facts, match_participants, medals, team_stats
-from halo_pipeline.partitions import PLAYERS, player_month_partitions
-from halo_pipeline.storage.files import read_parquet
+from halo_pipeline.partitions import player_month_partitions
+from halo_pipeline.services.analytics import reference
+from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.transforms import analytics as ta
 from halo_pipeline.transforms.matches import (
@@ -26,9 +21,6 @@ from halo_pipeline.transforms.matches import (
     MEDALS_SCHEMA,
     TEAM_STATS_SCHEMA,
 )
-
-#: A player whose last sync is older than this fails ``player_sync_fresh`` (a WARN).
-SYNC_MAX_AGE = timedelta(hours=48)
 
 
 def _read(context: dg.AssetCheckExecutionContext, wh: Warehouse, table: str, schema: dict) -> pl.DataFrame:
@@ -51,7 +43,7 @@ def _check(asset, name: str, description: str, **kwargs):
                           partitions_def=player_month_partitions, blocking=False, **kwargs)
 
 
-@_check(match_facts, "unique_match_id_per_owner",
+@_check("match_facts", "unique_match_id_per_owner",
         "Each match appears once per owner in match_facts (over all the owner's months).")
 def unique_match_id_per_owner(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.warehouse()
@@ -60,9 +52,9 @@ def unique_match_id_per_owner(context: dg.AssetCheckExecutionContext, warehouse:
     return _result(ta.duplicate_match_ids(facts), "duplicated owner rows")
 
 
-@_check(match_facts, "owner_in_participants",
+@_check("match_facts", "owner_in_participants",
         "The owner of every match_facts row is among that match's match_participants.",
-        additional_deps=[match_participants])
+        additional_deps=["match_participants"])
 def owner_in_participants(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.warehouse()
     facts = _read(context, wh, "match_facts", MATCH_FACTS_SCHEMA)
@@ -70,10 +62,10 @@ def owner_in_participants(context: dg.AssetCheckExecutionContext, warehouse: War
     return _result(ta.owners_missing_from_participants(facts, participants), "owner rows without participant row")
 
 
-@_check(team_stats, "team_kills_match_participants",
+@_check("team_stats", "team_kills_match_participants",
         "Per team, the kills of its players (match_participants by last team) equal the team's kills "
         "(Teams[]). Matches without teams (infection, free-for-all) and with team changes are skipped.",
-        additional_deps=[match_participants])
+        additional_deps=["match_participants"])
 def team_kills_match_participants(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.warehouse()
     teams = _read(context, wh, "team_stats", TEAM_STATS_SCHEMA)
@@ -81,16 +73,16 @@ def team_kills_match_participants(context: dg.AssetCheckExecutionContext, wareho
     return _result(ta.team_kill_mismatches(participants, teams), "teams whose kills differ from their players'")
 
 
-@_check(match_facts, "no_null_start_time", "Every match_facts row has a start_time (its month).")
+@_check("match_facts", "no_null_start_time", "Every match_facts row has a start_time (its month).")
 def no_null_start_time(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     facts = _read(context, warehouse.warehouse(), "match_facts", MATCH_FACTS_SCHEMA)
     return _result(facts.filter(pl.col("start_time").is_null()).select("match_id", "owner_xuid"),
                    "rows without start_time")
 
 
-@_check(match_facts, "accuracy_in_range",
+@_check("match_facts", "accuracy_in_range",
         "accuracy (%) is within [0, 100] (or null: no shot fired) in match_facts and match_participants.",
-        additional_deps=[match_participants])
+        additional_deps=["match_participants"])
 def accuracy_in_range(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.warehouse()
     bad = [ta.accuracy_out_of_range(_read(context, wh, t, s)).select(
@@ -99,55 +91,17 @@ def accuracy_in_range(context: dg.AssetCheckExecutionContext, warehouse: Warehou
     return _result(pl.concat(bad), "rows with accuracy outside [0, 100]")
 
 
-@_check(medals, "medal_names_defined",
+@_check("medals", "medal_names_defined",
         "Every medal name_id seen has a row in medal_definitions (WARN: a new medal is not an error).",
         additional_deps=["medal_definitions"])
 def medal_names_defined(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     wh = warehouse.warehouse()
     seen = _read(context, wh, "medals", MEDALS_SCHEMA)
-    path = wh.reference_path("medal_definitions")
-    definitions = read_parquet(path) if path.exists() else pl.DataFrame(schema={"name_id": pl.Int64})
+    definitions = reference(wh, "medal_definitions")
+    if definitions is None:
+        definitions = pl.DataFrame(schema={"name_id": pl.Int64})
     unknown = ta.undefined_medals(seen, definitions)
     return dg.AssetCheckResult(
         passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
         description=f"{len(unknown)} medal name_id(s) without definition" if unknown else None,
         metadata={"undefined_name_ids": ", ".join(map(str, unknown[:100])), "failures": len(unknown)})
-
-
-def last_syncs(wh: Warehouse, xuids: Iterable[int]) -> dict[int, datetime | None]:
-    """When each player was last synced (UTC): ``sync_meta.last_sync_at`` when the sync state exists, else
-    the newest ``raw_matches`` partition file's modification time; None when never synced."""
-    out: dict[int, datetime | None] = {}
-    for xuid in xuids:
-        state = wh.root / "sync_meta" / f"player={xuid}" / "data.parquet"
-        when = None
-        if state.exists():
-            when = read_parquet(state)["last_sync_at"].max()
-        if when is None:
-            files = wh.partition_files("raw_matches", xuid)
-            when = datetime.fromtimestamp(max(p.stat().st_mtime for p in files), UTC) if files else None
-        out[xuid] = when
-    return out
-
-
-def stale_players(last: dict[int, datetime | None], now: datetime, max_age: timedelta = SYNC_MAX_AGE) -> dict:
-    """``{xuid: last sync or None}`` of the players not synced within ``max_age`` before ``now``."""
-    return {x: t for x, t in last.items() if t is None or now - t > max_age}
-
-
-@dg.asset_check(asset=raw_matches, name="player_sync_fresh", blocking=False, description=(
-    f"Every registered player was synced within the last {SYNC_MAX_AGE.total_seconds() / 3600:.0f} hours "
-    "(sync_meta.last_sync_at, else raw landing's newest write). WARN."))
-def player_sync_fresh(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-    xuids = sorted(int(x) for x in context.instance.get_dynamic_partitions(PLAYERS))
-    last = last_syncs(warehouse.warehouse(), xuids)
-    stale = stale_players(last, datetime.now(UTC))
-    return dg.AssetCheckResult(
-        passed=not stale, severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(stale)} player(s) not synced for {SYNC_MAX_AGE}" if stale else None,
-        metadata={"players": len(xuids), "stale": dg.MetadataValue.json(
-            {str(x): t.isoformat() if t else "never" for x, t in stale.items()})})
-
-
-ANALYTICS_CHECKS = [unique_match_id_per_owner, owner_in_participants, team_kills_match_participants,
-                    no_null_start_time, accuracy_in_range, medal_names_defined, player_sync_fresh]

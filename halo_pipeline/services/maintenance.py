@@ -18,11 +18,11 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from halo_pipeline.ids import InvalidInput, parse_month, parse_xuid
-from halo_pipeline.storage.catalog import ARCHIVE_DIR
+from halo_pipeline.ids import InvalidInput, parse_xuid
+from halo_pipeline.months import Month
 from halo_pipeline.storage.files import read_parquet, write_bytes_atomic, write_parquet_atomic
 from halo_pipeline.storage.landing import SKILL, STATS
-from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
+from halo_pipeline.storage.warehouse import ARCHIVE_DIR, PARQUET_NAME, Warehouse, month_of_path
 
 MANIFEST = "MANIFEST.json"
 BACKUP_FORMAT = 1
@@ -52,8 +52,6 @@ def export_table(wh: Warehouse, table: str, out: Path, fmt: str = "parquet", pla
     Raises:
         InvalidInput: unknown table or format, invalid xuid or date, nothing materialized for the table.
     """
-    from halo_pipeline.defs.analytics.assets import player_files
-
     if fmt not in FORMATS:
         raise InvalidInput(f"invalid format {fmt!r}: expected one of {', '.join(FORMATS)}")
     tables = _tables(wh)
@@ -69,8 +67,8 @@ def export_table(wh: Warehouse, table: str, out: Path, fmt: str = "parquet", pla
             raise InvalidInput(f"invalid --since {since!r}: expected YYYY-MM or YYYY-MM-DD") from None
     frames = []
     for xuid in xuids:
-        for month, path in sorted(player_files(wh, table, xuid).items()):
-            if start is not None and month < parse_month(start.strftime("%Y-%m")):
+        for month, path in sorted(wh.player_files(table, xuid).items()):
+            if start is not None and month < Month.of(start):
                 continue
             frames.append(read_parquet(path).with_columns(owner_xuid=pl.lit(xuid, pl.Int64)))
     df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
@@ -214,12 +212,11 @@ def archive(wh: Warehouse, older_than_days: int, today: date | None = None) -> l
     moved = []
     for table in _tables(wh):
         for path in wh.partition_files(table):
-            parts = {p.split("=", 1)[0]: p.split("=", 1)[1] for p in path.parts if "=" in p}
-            if "year" not in parts or "month" not in parts:
+            try:
+                month = month_of_path(path)
+            except KeyError:
                 continue  # per-player tables (sync state) are not monthly
-            year, month = int(parts["year"]), int(parts["month"])
-            month_end = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
-            if month_end >= cutoff:
+            if month.end.date() - timedelta(days=1) >= cutoff:
                 continue
             rel = path.relative_to(wh.root)
             target = wh.root / ARCHIVE_DIR / rel
@@ -227,11 +224,3 @@ def archive(wh: Warehouse, older_than_days: int, today: date | None = None) -> l
             shutil.move(str(path), str(target))
             moved.append(rel.as_posix())
     return moved
-
-
-def refresh_catalog_now(wh: Warehouse) -> dict[str, int]:
-    """Re-create the catalog's views (as the ``warehouse_catalog`` asset does), e.g. after an archive moved
-    files: a view whose glob no longer matches a file would fail."""
-    from halo_pipeline.defs.warehouse.assets import build_catalog
-
-    return build_catalog(wh)

@@ -1,0 +1,23 @@
+"""Checks on the matches family beyond its own step's (``all_matches_landed`` is evaluated by ``raw_matches``)."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.services.state import SYNC_MAX_AGE, last_syncs, stale_players
+from halo_pipeline.storage.resource import WarehouseResource
+
+
+@dg.asset_check(asset="raw_matches", name="player_sync_fresh", blocking=False, description=(
+    f"Every registered player was synced within the last {SYNC_MAX_AGE.total_seconds() / 3600:.0f} hours "
+    "(sync_meta.last_sync_at, else raw landing's newest write). WARN."))
+def player_sync_fresh(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    xuids = sorted(int(x) for x in context.instance.get_dynamic_partitions(PLAYERS))
+    last = last_syncs(warehouse.warehouse(), xuids)
+    stale = stale_players(last, datetime.now(UTC))
+    return dg.AssetCheckResult(
+        passed=not stale, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(stale)} player(s) not synced for {SYNC_MAX_AGE}" if stale else None,
+        metadata={"players": len(xuids), "stale": dg.MetadataValue.json(
+            {str(x): t.isoformat() if t else "never" for x, t in stale.items()})})

@@ -1,0 +1,187 @@
+"""Deriving the warehouse tables of player × month partitions from raw landing: zero API calls, pure functions of
+the landed bodies (no Dagster).
+
+* The **stats tables** (:data:`halo_pipeline.tables.STATS_TABLES`: match_facts, match_participants, team_stats,
+  medals, personal_scores, player_match_skill) come from ONE read and parse of each landed body
+  (:func:`derive_stats_tables`): each table re-reading and re-parsing every body (gzip + JSON, ≈ 0.3 ms per 20 KB
+  body) made a re-derive cost 5 parses per match. Bodies are parsed :data:`CHUNK` at a time (a parsed body is
+  ≈ 10× its JSON), so peak memory does not grow with a partition's size. A run holding at least
+  :data:`POOL_MIN_MATCHES` landed matches submits every partition, :data:`CHUNK` matches per task, to the
+  process pool (:mod:`halo_pipeline.services.parallel`) up front: the cores derive ahead while the caller
+  writes Parquet.
+* **Highlight events** are decoded from the landed film chunks (:func:`decode_highlight_events`), in the pool
+  from :data:`FILM_POOL_THRESHOLD` chunks, and kept beside raw landing so a re-derive never decodes twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+
+import orjson
+import polars as pl
+
+from halo_pipeline.services import parallel
+from halo_pipeline.storage.files import write_parquet_atomic
+from halo_pipeline.storage.landing import PROFILE
+from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import ALIASES_TABLE_SCHEMA, STATS_TABLES, schema
+from halo_pipeline.transforms.film import ALIASES_SCHEMA, HIGHLIGHT_EVENTS_SCHEMA, aliases_from_events
+
+#: Bodies parsed at a time, in this process or per pool task.
+CHUNK = 256
+#: A run with fewer landed matches derives in its own process (a pool's start-up ≈ 1–2 s is not worth it).
+POOL_MIN_MATCHES = 1000
+#: Below this many film chunks, decoding in the caller's process beats starting a pool.
+FILM_POOL_THRESHOLD = 8
+#: Decoded highlight events are kept under ``<raw>/FILM_EVENTS/<id[:2]>/<match_id>.v<NN>.<chunk digest>.parquet``.
+FILM_EVENTS = "film_events"
+
+_log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------------- reads
+
+
+def landed_match_ids(wh: Warehouse, xuid: int, month: str) -> list[str]:
+    """Match ids of the partition whose stats body is landed (from the ``raw_matches`` index), each once.
+
+    Raises:
+        FileNotFoundError: ``raw_matches`` was never materialized for this partition.
+    """
+    index = wh.read_partition("raw_matches", xuid, month)
+    return list(dict.fromkeys(index.filter(pl.col("stats_status") == "landed")["match_id"].to_list()))
+
+
+def profiles(wh: Warehouse, xuids: list[int]) -> list[dict]:
+    """Landed profile user objects (``{"xuid", "gamertag", …}``) of ``xuids``."""
+    landing = wh.landing
+    return [orjson.loads(body) for x in xuids if (body := landing.get(PROFILE, str(x))) is not None]
+
+
+# --------------------------------------------------------------------------------------------------- stats tables
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start:start + CHUNK] for start in range(0, len(ids), CHUNK)] or [[]]
+
+
+def _combine(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    frames = {name: pl.concat([part[name] for part in parts], how="vertical") for name in parts[0]}
+    if "match_facts" in frames and len(parts) > 1:  # its rows are in time order
+        frames["match_facts"] = frames["match_facts"].sort("start_time", "match_id", nulls_last=True)
+    return frames
+
+
+def derive_partition(wh: Warehouse, xuid: int, month: str, tables: Iterable[str] = STATS_TABLES
+                     ) -> dict[str, pl.DataFrame]:
+    """``{table: frame}`` of ``tables`` (some of :data:`STATS_TABLES`) for one partition's landed bodies, in this
+    process, parsing :data:`CHUNK` bodies at a time.
+
+    Raises:
+        FileNotFoundError: ``raw_matches`` was never materialized for this partition.
+    """
+    names = list(tables)
+    ids = landed_match_ids(wh, xuid, month)
+    return _combine([parallel.derive_stats(wh.landing, xuid, chunk, names) for chunk in _chunks(ids)])
+
+
+def derive_stats_tables(wh: Warehouse, partitions: Iterable[tuple[int, str]], tables: Iterable[str] = STATS_TABLES
+                        ) -> Iterator[tuple[int, str, dict[str, pl.DataFrame]]]:
+    """``(xuid, month, {table: frame})`` for each partition, in order, every table from one parse of each body.
+
+    When the partitions hold at least :data:`POOL_MIN_MATCHES` landed matches, every partition is submitted to
+    the process pool first (:data:`CHUNK` matches per task) and collected in order; a worker that dies
+    (an OOM kill…) costs that partition a derive in this process, not the run.
+
+    Raises:
+        FileNotFoundError: ``raw_matches`` was never materialized for one of the partitions.
+    """
+    names = sorted(set(tables) & set(STATS_TABLES))
+    partitions = list(partitions)
+    landed = {(x, m): landed_match_ids(wh, x, m) for x, m in partitions}
+    if sum(len(ids) for ids in landed.values()) < POOL_MIN_MATCHES:
+        for xuid, month in partitions:
+            chunks = _chunks(landed[(xuid, month)])
+            yield xuid, month, _combine([parallel.derive_stats(wh.landing, xuid, c, names) for c in chunks])
+        return
+    tasks: dict[tuple[int, str], list[Future]] = {
+        (x, m): [parallel.submit(parallel.derive_stats, wh.landing, x, chunk, names) for chunk in _chunks(ids)]
+        for (x, m), ids in landed.items()}
+    try:
+        for xuid, month in partitions:
+            try:
+                frames = _combine([task.result() for task in tasks.pop((xuid, month))])
+            except BrokenProcessPool:  # this partition again, here (the next submit starts a new pool)
+                frames = derive_partition(wh, xuid, month, names)
+            yield xuid, month, frames
+    finally:
+        for futures in tasks.values():  # the caller stopped early (an error): drop the rest
+            for future in futures:
+                future.cancel()
+
+
+# --------------------------------------------------------------------------------------------------- film
+
+
+def _decode_many(jobs: list[tuple[str, bytes, int]]) -> list[pl.DataFrame | str]:
+    """Decode film chunks: in :func:`halo_pipeline.services.parallel.worker_pool` from
+    :data:`FILM_POOL_THRESHOLD` chunks, largest first, one at a time (a chunk costs 10–700 ms), so that the workers
+    finish together."""
+    if len(jobs) < FILM_POOL_THRESHOLD:
+        return [parallel.decode_film(job) for job in jobs]
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
+    out: list[pl.DataFrame | str] = [""] * len(jobs)
+    for i, frame in zip(order, parallel.map_in_pool(parallel.decode_film, [jobs[i] for i in order]), strict=True):
+        out[i] = frame
+    return out
+
+
+def _events_path(wh: Warehouse, match_id: str, chunk: bytes, version: int):
+    digest = hashlib.blake2b(chunk, digest_size=8).hexdigest()
+    return wh.landing.root / FILM_EVENTS / match_id[:2] / f"{match_id}.v{version}.{digest}.parquet"
+
+
+def decode_highlight_events(wh: Warehouse, match_ids: list[str],
+                            warn: Callable[[str], None] = _log.warning) -> pl.DataFrame:
+    """Highlight events (:data:`HIGHLIGHT_EVENTS_SCHEMA`) of the landed film chunks of ``match_ids``.
+
+    Decoded events are kept beside raw landing, keyed by match id and a digest of the chunk
+    (:data:`FILM_EVENTS`), so re-deriving never decodes a chunk twice (a re-landed, different chunk is decoded
+    again). A chunk that cannot be decoded does not fail the partition: ``warn`` gets one line naming the match,
+    and the other matches' events are kept.
+    """
+    landing = wh.landing
+    jobs = [(mid, *film) for mid in match_ids if (film := landing.get_film(mid)) is not None]
+    if not jobs:
+        return pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)
+    paths = [_events_path(wh, *job) for job in jobs]
+    frames: list[pl.DataFrame | str | None] = [pl.read_parquet(p) if p.exists() else None for p in paths]
+    todo = [i for i, f in enumerate(frames) if f is None]
+    for i, decoded in zip(todo, _decode_many([jobs[i] for i in todo]), strict=True):
+        frames[i] = decoded
+        if not isinstance(decoded, str):
+            write_parquet_atomic(decoded, paths[i])
+    for error in (f for f in frames if isinstance(f, str)):
+        warn(f"highlight_events: skipped {error}")
+    kept = [f for f in frames if not isinstance(f, str)]
+    return pl.concat(kept, how="vertical") if kept else pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)
+
+
+# --------------------------------------------------------------------------------------------------- aliases
+
+
+def derive_aliases(wh: Warehouse, owner: int, month: str) -> pl.DataFrame:
+    """xuid → gamertag seen in the partition (:data:`ALIASES_TABLE_SCHEMA`): from its film highlight events
+    (source ``film``) and from landed profile look-ups of its human participants (source ``profile``)."""
+    events = wh.read_partition("highlight_events", owner, month, HIGHLIGHT_EVENTS_SCHEMA)
+    participants = wh.read_partition("match_participants", owner, month, schema("match_participants"))
+    humans = sorted({x for x in participants["xuid"].to_list() if x is not None} | {owner})
+    film = aliases_from_events(events).with_columns(source=pl.lit("film"))
+    profile = pl.DataFrame(
+        [{"xuid": int(u["xuid"]), "gamertag": u["gamertag"]} for u in profiles(wh, humans)],
+        schema=ALIASES_SCHEMA,
+    ).with_columns(source=pl.lit("profile"))
+    return pl.concat([film, profile]).unique().sort("xuid", "source", "gamertag").select(list(ALIASES_TABLE_SCHEMA))

@@ -1,0 +1,49 @@
+"""What many tests share: the assets of a sync, the resources for an emulator, a comparable snapshot of tables."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from halo_pipeline import tables
+from halo_pipeline.api.resource import HaloApiResource
+from halo_pipeline.definitions import defs
+from halo_pipeline.defs.analytics.settings import AnalyticsSettings
+from halo_pipeline.storage.resource import WarehouseResource
+from halo_pipeline.storage.warehouse import Warehouse
+
+
+def assets_of(*groups: str) -> list[dg.AssetsDefinition]:
+    """The asset definitions of the code location whose assets belong to ``groups``."""
+    return [a for a in defs().assets if isinstance(a, dg.AssetsDefinition)
+            and set(a.group_names_by_key.values()) & set(groups)]
+
+
+def asset(name: str) -> dg.AssetsDefinition:
+    """The asset definition (as declared, no resource bound) that materializes asset ``name``."""
+    [found] = [a for a in defs().assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(name) in a.keys]
+    return found
+
+
+def checks(*names: str) -> list[dg.AssetChecksDefinition]:
+    """The asset checks of the code location declared apart from their asset (all, or those named)."""
+    return [c for c in defs().asset_checks or () if not names or {k.name for k in c.check_keys} & set(names)]
+
+
+#: What a sync run lands and derives from raw landing (the API-calling assets and the stats family).
+SYNC_ASSETS = assets_of("matches", "stats")
+#: Their tables, in registry order.
+SYNC_TABLES = tables.names(group="matches") + tables.names(group="stats")
+
+
+def resources(url: str, data_dir, reference_dir=None, **api) -> dict:
+    """Every resource of the code location for an emulator at ``url`` and a data dir (``api``: more
+    :class:`HaloApiResource` fields)."""
+    return {"halo_api": HaloApiResource(api_url=url, **api),
+            "warehouse": WarehouseResource(data_dir=str(data_dir), reference_dir=str(reference_dir or "")),
+            "analytics": AnalyticsSettings()}
+
+
+def snapshot(wh: Warehouse, names: list[str] = SYNC_TABLES) -> dict[str, pl.DataFrame]:
+    """Every table of ``names``, run-specific columns dropped, rows sorted: two warehouses compare equal."""
+    return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in names}
