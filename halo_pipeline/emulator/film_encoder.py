@@ -314,12 +314,20 @@ def match_events(body: dict[str, Any], gamertags: dict[int, str], rng: random.Ra
             for medal in core["Medals"]:
                 medals[MedalNameId(medal["NameId"]).display_name] += medal["Count"]
         kill_times = sorted(_time(rng, last) for _ in range(kills))
-        events += [highlight_event(xuid, gamertag, "kill", t) for t in kill_times]
-        events += [highlight_event(xuid, gamertag, "death", _time(rng, last)) for _ in range(deaths)]
-        events += [highlight_event(xuid, gamertag, "mode", _time(rng, last)) for _ in range(modes)]
-        for name, count in sorted(medals.items()):  # a medal comes with a kill where there is one
-            events += [highlight_event(xuid, gamertag, "medal", rng.choice(kill_times) if kill_times
-                                       else _time(rng, last), name) for _ in range(count)]
+        mine = [highlight_event(xuid, gamertag, "kill", t) for t in kill_times]
+        mine += [highlight_event(xuid, gamertag, "death", _time(rng, last)) for _ in range(deaths)]
+        mine += [highlight_event(xuid, gamertag, "mode", _time(rng, last)) for _ in range(modes)]
+        for name, count in sorted(medals.items()):  # a medal comes with a kill (a different one each time)
+            times = rng.sample(kill_times, count) if count <= len(kill_times) else [
+                _time(rng, last) for _ in range(count)]
+            mine += [highlight_event(xuid, gamertag, "medal", t, name) for t in times]
+        seen: set[HighlightEvent] = set()
+        for i, event in enumerate(mine):  # no two identical events (recorded films almost never have any)
+            while event in seen:
+                event = event._replace(time_ms=_time(rng, last))
+            seen.add(event)
+            mine[i] = event
+        events += mine
     events.sort(key=lambda e: e.time_ms)  # stable: a medal after the kill of the same millisecond
     return events
 
