@@ -40,7 +40,7 @@ FILM_EVENTS = "film_events"
 
 def _decode_many(jobs: list[tuple[str, bytes, int]]) -> list[pl.DataFrame | str]:
     """Decode film chunks: in :func:`halo_pipeline.parallel.worker_pool` from :data:`POOL_THRESHOLD` chunks,
-    largest first, one at a time (a chunk costs 10–700 ms), so that the workers finish together."""
+    largest first, one at a time (a chunk costs ~1–15 ms), so that the workers finish together."""
     if len(jobs) < POOL_THRESHOLD:
         return [parallel.decode_film(job) for job in jobs]
     order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
@@ -56,9 +56,10 @@ def _events_path(wh: Warehouse, match_id: str, chunk: bytes, version: int):
 
 
 def decode_highlight_events(wh: Warehouse, match_ids: list[str]) -> pl.DataFrame:
-    """Highlight events of the landed film chunks of ``match_ids``, decoded with spnkr's reader.
+    """Highlight events of the landed film chunks of ``match_ids``, decoded by
+    :mod:`halo_pipeline.transforms.film_decoder` (spnkr's reader's output, ~20× faster).
 
-    spnkr's reader costs ~160 ms of CPU per match: many chunks are decoded in the process-wide pool
+    Decoding costs ~1–15 ms of CPU per match: many chunks are decoded in the process-wide pool
     (:mod:`halo_pipeline.parallel`). Decoded events are kept beside raw landing, keyed by match id and a digest
     of the chunk (:data:`FILM_EVENTS`), so re-deriving never decodes a chunk twice (a re-landed, different
     chunk is decoded again). A chunk that cannot be decoded does not fail the partition: it is logged (one
