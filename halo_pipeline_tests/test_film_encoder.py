@@ -80,7 +80,7 @@ def test_every_synthetic_chunk_decodes_to_the_intended_events(world: SyntheticWo
 
 
 def test_synthetic_chunks_look_recorded(world: SyntheticWorld) -> None:
-    """Decompressed ~2–3.5 kB per event and 4–6× compressible, as the recorded chunks (2.2–3.6 kB, 4.3–7.3×)."""
+    """Decompressed 1.5–4 kB per event, 4–7× compressible: as recorded chunks are (2.1–3.3 kB, 4.3–7.3×)."""
     for match_id in world.match_ids()[:6]:
         film = world.film(match_id)
         if film is None:
