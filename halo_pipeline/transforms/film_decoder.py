@@ -207,7 +207,8 @@ def read_highlight_events(chunk: bytes, film_major_version: int) -> list[Highlig
         raise HighlightEventsError("zlib", f"not a complete zlib stream: {exc}") from exc
     xuids, markers = _find_patterns(raw)
     total = 8 * len(raw)
-    gamertag_at = 12 if film_major_version in (39, 40) else 0
+    # spnkr's test, as written (39 and 40 in practice): the gamertag 12 bytes later
+    gamertag_at = 0 if film_major_version <= 38 or film_major_version >= 41 else 12
     gamertags: dict[bytes, str] = {}  # a match has a few players: decode each gamertag once
     types: dict[tuple[int, bool], str] = {}
     events = []
