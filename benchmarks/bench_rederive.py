@@ -6,7 +6,7 @@
   Baseline, same process: stdlib ``json.loads`` of the same bodies (stats + skill, already decompressed).
   Also shown: the same derive with every asset parsing the bodies itself (before the single pass).
 * Highlight events: the recorded film chunks of ``../shared/halo_api/film`` (read in place), landed in a
-  temporary landing under fresh match ids: the process pool vs a single-process spnkr loop over the same
+  temporary landing under fresh match ids: the process pool vs a single-process decode loop over the same
   chunks, then a re-derive once the decoded events are kept (must decode nothing).
 """
 
@@ -113,7 +113,7 @@ def bench_film(result: Result, smoke: bool, root: Path) -> None:
     single = n / t_single[0]
     pool = n / t_pool[0]
     cores = os.cpu_count() or 1
-    result.add("film: single-process spnkr loop", single, "matches/s")
+    result.add("film: single-process decode loop", single, "matches/s")
     result.add(f"film: process pool ({cores} workers, started)", pool, "matches/s", single, pool / single,
                "≥ 1.8× on 2 cores", pool / single >= 1.8 if not smoke else None)
     result.add("film: pool start-up (once per process)", startup, "s")

@@ -260,8 +260,14 @@ def test_synthetic_bodies_parse_over_http(synthetic: Emulator, world: SyntheticW
             except aiohttp.ClientResponseError as exc:
                 assert exc.status == 404 and r.match_info.lifecycle_mode is LifecycleMode.CUSTOM
                 customs += 1
+        # Films: matchmade matches have one (spnkr's own film download and reader), custom games 404.
+        made = next(r for r in history.results if r.match_info.lifecycle_mode is LifecycleMode.MATCHMADE)
+        film = (made.match_id, await read_highlight_events(client, made.match_id),
+                await (await client.stats.get_match_stats(made.match_id)).parse())
+        custom_id = next(m for m in world.match_ids() if json.loads(world.match_stats_body(m))["MatchInfo"][
+            "LifecycleMode"] == LifecycleMode.CUSTOM.value)
         with pytest.raises(aiohttp.ClientResponseError) as err:
-            await client.discovery_ugc.get_film_by_match_id(history.results[0].match_id)
+            await client.discovery_ugc.get_film_by_match_id(custom_id)
         medals = await (await client.gamecms_hacs.get_medal_metadata()).parse()
         ugc = client.discovery_ugc
         getters = {"maps": ugc.get_map, "playlists": ugc.get_playlist, "mapModePairs": ugc.get_map_mode_pair,
@@ -271,15 +277,18 @@ def test_synthetic_bodies_parse_over_http(synthetic: Emulator, world: SyntheticW
         by_gt = await (await client.profile.get_user_by_gamertag(world.players[1].gamertag)).parse()
         by_id = await (await client.profile.get_user_by_id(world.players[2].xuid)).parse()
         by_gt_history = await (await client.stats.get_match_history(world.players[0].gamertag, 0, 5)).parse()
-        return history, skills, err.value.status, medals, assets, users, by_gt, by_id, by_gt_history
+        return history, skills, film, err.value.status, medals, assets, users, by_gt, by_id, by_gt_history
 
-    history, skills, film_status, medals, assets, users, by_gt, by_id, by_gt_history = run(
+    history, skills, film, film_status, medals, assets, users, by_gt, by_id, by_gt_history = run(
         with_client(synthetic.url, go))
     assert history.result_count == 25
     assert skills and all(len(s.value) >= 1 for _, s in skills)
     ranked = [s for r, s in skills if s.value[0].result.rank_recap.pre_match_csr.value >= 0]
     assert ranked, "ranked matches carry CSR"
-    assert film_status == 404
+    match_id, events, stats = film
+    assert events == world.film(str(match_id)).events and events
+    assert check(events, stats) == []
+    assert film_status == 404  # a custom game: no film
     assert {m.name_id for m in medals.medals} == set(MedalNameId)
     assert {type(a).__name__ for a in assets} == {"Map", "Playlist", "MapModePair", "UgcGameVariant"}
     assert [u.gamertag for u in users] == [p.gamertag for p in world.players]

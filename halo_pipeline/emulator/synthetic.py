@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
@@ -36,9 +36,14 @@ from spnkr.models.refdata import (
     SkillResultCode,
 )
 
+from halo_pipeline.emulator.film_encoder import Filler, SyntheticFilm, synthetic_film
 from halo_pipeline.emulator.wire import (
     EMULATOR_NAMESPACE,
+    HIGHLIGHT_CHUNK_NAME,
     HistoryItem,
+    duration_ms,
+    film_asset_id,
+    film_manifest,
     format_duration,
     format_time,
     history_item,
@@ -311,10 +316,19 @@ class SyntheticWorld:
     Matches: 4v4 (Big Team Battle 8v8), ranked and unranked matchmade (LifecycleMode 3) and custom games
     (LifecycleMode 1, often with bots ``bid(…)``), unregistered humans filling the teams, occasional team
     changes (two ``PlayerTeamStats`` entries) and quitters (Outcome 4). Skill exists for matchmade matches
-    (custom games answer 404, as they have no MMR); CSR pre/post for ranked ones. No film (manifest 404).
+    (custom games answer 404, as they have no MMR); CSR pre/post for ranked ones.
+
+    Films: every matchmade match has a theater film whose highlight-events chunk spnkr's reader decodes to
+    events consistent with the stats (:mod:`halo_pipeline.emulator.film_encoder`: a kill/death/medal event
+    per kill/death/medal of each human, a few mode events; film major versions 30–41). Custom games have
+    none (manifest 404). A film is built when first asked for (~10–20 ms) and the last
+    :data:`FILM_CACHE_SIZE` are kept; it depends only on the seed and the match, never on the order of calls.
 
     Thread-safe: the emulator's server thread reads while a test calls :meth:`add_matches`.
     """
+
+    #: Films kept built (a manifest request is followed by the chunk request: both hit the cache).
+    FILM_CACHE_SIZE = 32
 
     def __init__(self, seed: int, players: int = 3, months: int = 6, matches_per_month: int = 30,
                  end: date = date(2025, 6, 30)) -> None:
@@ -328,6 +342,8 @@ class SyntheticWorld:
         self._lock = threading.RLock()
         self._bot_counter = 0
         self._humans: dict[int, _Human] = {}
+        self._films: OrderedDict[str, SyntheticFilm | None] = OrderedDict()
+        self._filler: Filler | None = None  # built on the first film (~20 ms)
         self.players: list[SyntheticPlayer] = []
         for i in range(players):
             human = self._new_human(f"Demo Spartan {i + 1}", skill=self._rng.gauss(0.6, 0.5))
@@ -884,13 +900,43 @@ class SyntheticWorld:
             body = self._playlist_body(*ref)
         return orjson.dumps(body)
 
+    def film(self, match_id: str) -> SyntheticFilm | None:
+        """The theater film of a matchmade match (film major version, highlight-events chunk, and the events
+        spnkr's reader decodes from it); ``None`` for custom games and ids the world does not hold."""
+        key = match_id.lower()
+        with self._lock:
+            if key in self._films:
+                self._films.move_to_end(key)
+                return self._films[key]
+            match = self._matches.get(key)
+            if match is None:
+                return None
+            if self._filler is None:
+                self._filler = Filler(self.seed)
+            gamertags = {h.xuid: h.gamertag for h in self._humans.values()}
+            film = synthetic_film(match.body, gamertags, self.seed, self._filler)
+            self._films[key] = film
+            if len(self._films) > self.FILM_CACHE_SIZE:
+                self._films.popitem(last=False)
+            return film
+
     def film_manifest(self, match_id: str) -> dict[str, Any] | None:
-        """Synthetic matches have no film: always ``None`` (the API's 404)."""
-        return None
+        """The film manifest (shape of ``get_film_by_match_id.json``) of a matchmade match, listing its
+        highlight-events chunk; ``None`` (the API's 404) for custom games and unknown ids."""
+        film = self.film(match_id)
+        if film is None:
+            return None
+        with self._lock:
+            match = self._matches[match_id.lower()]
+        return film_manifest(match.match_id, len(film.chunk), film.film_major_version,
+                             duration_ms(match.body["MatchInfo"]))
 
     def film_chunk(self, asset_id: str, match_id: str, name: str) -> bytes | None:
-        """Synthetic matches have no film chunk."""
-        return None
+        """The highlight-events chunk at the path the manifest names, else ``None``."""
+        if name != HIGHLIGHT_CHUNK_NAME or asset_id.lower() != film_asset_id(match_id):
+            return None
+        film = self.film(match_id)
+        return film.chunk if film is not None else None
 
     def user(self, xuid: int) -> dict[str, Any] | None:
         """The profile of a synthetic human (registered or not)."""

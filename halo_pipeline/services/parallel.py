@@ -1,9 +1,9 @@
 """CPU-bound work off the API path, in one process-wide pool: film decoding and stats derivation.
 
-spnkr's film reader costs ~160 ms of CPU per match and parsing + deriving a stats body ≈ 1 ms; both are pure
-functions of landed bytes, so they scale with cores instead of waiting on one. The pool is spawned once per
-process (one worker per core; a worker's start-up ≈ 1–2 s, its imports: polars, orjson, spnkr, never Dagster),
-and shut down at exit. This module imports no Dagster so that the workers stay light.
+Film decoding costs ~1–15 ms of CPU per match (spnkr's own reader: ~160 ms) and parsing + deriving a stats
+body ≈ 1 ms; both are pure functions of landed bytes, so they scale with cores instead of waiting on one. The
+pool is spawned once per process (one worker per core; a worker's start-up ≈ 1–2 s, its imports: polars,
+orjson, spnkr, never Dagster), and shut down at exit. This module imports no Dagster so that the workers stay light.
 
 Worker functions (picklable, module level):
 

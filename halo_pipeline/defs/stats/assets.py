@@ -110,7 +110,8 @@ highlight_events = _derived_asset(
                                                            warn=dg.get_dagster_logger().warning),
     "Highlight events of each match's theater film (the last film chunk, landed): match_id, xuid, "
     "gamertag, event_type (kill | death | medal | mode), time_ms (Int32, ms since match start), "
-    "medal_value, medal_name — decoded with spnkr's film reader in a process pool. Zero API calls.",
+    "medal_value, medal_name — decoded as spnkr's film reader does (film_decoder, ~20× faster), in a process "
+    "pool for many chunks. Zero API calls.",
     deps=["raw_matches"],
 )
 xuid_aliases = _derived_asset(
