@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, run_requests
-from halo_pipeline.months import FIRST_MONTH, Month
-from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
+from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, player_tags, run_requests
+from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
+from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
 from halo_pipeline.services.backfill import BackfillPlan
 from halo_pipeline.storage.resource import WarehouseResource
 
@@ -74,8 +74,12 @@ def sync_players(
     since: str | None = None,
     max_matches: int | None = None,
     log: Callable[[str], None] = print,
+    all_months: bool = False,
 ) -> SyncReport:
-    """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog."""
+    """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog.
+
+    ``all_months``: then materialize every month of each player not materialized yet (:func:`fill_missing_months`:
+    months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each)."""
     players = [int(x) for x in (xuids if xuids is not None else instance.get_dynamic_partitions(PLAYERS))]
     report = SyncReport()
     ok = execute(defs, "reference_job", instance, report, label="reference")
@@ -83,25 +87,42 @@ def sync_players(
     if full:
         first = Month.parse(since) if since else FIRST_MONTH
         config = {"ops": {"match_history": {"config": {
-            "match_type": match_type, "max_matches": max_matches,
+            "match_type": match_type, "max_matches": max_matches, "refresh": True,
             "since": (since if len(since) > 7 else f"{since}-01") if since else None}}}}
         for xuid in players:
-            tags = partition_range_tags(xuid, first, Month.current()) | {PLAYER_TAG: str(xuid)}
+            tags = partition_range_tags(xuid, first, Month.current()) | player_tags(warehouse.warehouse().landing, xuid)
             ok = execute(defs, "full_sync", instance, report, tags, _label(tags), run_config=config,
                          warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
         for plan in plan_players(halo_api, warehouse.warehouse(), players, bounded=False):
-            requests = run_requests(plan, instance, match_type)
+            requests = run_requests(plan, instance, warehouse.warehouse().landing, match_type)
             if not requests:
                 log(f"{plan.xuid}: up to date ({plan.history_calls} history call)")
             for request in requests:
                 ok = execute(defs, "sync_job", instance, report, dict(request.tags), _label(request.tags),
                              run_config=request.run_config, warehouse=warehouse)
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
+    if all_months:
+        fill_missing_months(defs, instance, warehouse, players, report, log)
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report
+
+
+def fill_missing_months(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                        xuids: Iterable[int], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Materialize, with ``sync_job``, every month of each player (first partition month → this month) whose
+    ``match_history`` is not materialized yet, one run per block of contiguous months: months the history walk
+    found empty are real, empty partitions (zero API calls); a month never walked is walked."""
+    done = instance.get_materialized_partitions(dg.AssetKey("match_history"))
+    landing = warehouse.warehouse().landing
+    for xuid in xuids:
+        missing = [m for m in FIRST_MONTH.until(Month.current()) if str(partition_key(xuid, m)) not in done]
+        for first, last in month_blocks(missing):
+            tags = partition_range_tags(xuid, first, last) | player_tags(landing, xuid)
+            ok = execute(defs, "sync_job", instance, report, tags, f"fill {_label(tags)}", warehouse=warehouse)
+            log(f"{xuid}: months without a partition {_label(tags)}: {'ok' if ok else 'FAILED'}")
 
 
 def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: BackfillPlan,
@@ -109,7 +130,8 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: Backf
     """One run over the plan's partition range (recorded in ``instance``, visible in the UI), the analytics
     it made stale, then the catalog."""
     report = SyncReport()
-    tags = partition_range_tags(plan.xuid, plan.first, plan.last) | {PLAYER_TAG: str(plan.xuid)}
+    landing = warehouse.warehouse().landing
+    tags = partition_range_tags(plan.xuid, plan.first, plan.last) | player_tags(landing, plan.xuid)
     run_config = {"ops": {"raw_matches": {"config": {"refetch": True}}}} if plan.refetch else None
     selection = [dg.AssetKey(a) for a in plan.assets] if plan.assets else None
     execute(defs, plan.job, instance, report, tags, _label(tags), run_config=run_config, asset_selection=selection,

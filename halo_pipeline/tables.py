@@ -60,17 +60,47 @@ ALIASES_TABLE_SCHEMA: Schema = ALIASES_SCHEMA | {"source": pl.Utf8}
 
 @dataclass(frozen=True)
 class Table:
-    """A warehouse table: ``name`` (also its asset key), ``schema`` (column → polars dtype), ``layout`` and
-    ``group`` (the Dagster asset group of the asset that writes it)."""
+    """A warehouse table: ``name`` (also its asset key), ``schema`` (column → polars dtype), ``layout``,
+    ``group`` (the Dagster asset group of the asset that writes it) and ``preview`` (the columns a person reads
+    first: the UI's preview of a partition)."""
 
     name: str
     schema: Schema
     layout: Layout
     group: str
+    preview: tuple[str, ...] = ()
+
+
+#: The columns each table's preview shows (the others are one click away in the catalog).
+PREVIEW: dict[str, tuple[str, ...]] = {
+    "playlist_translations": ("playlist_id", "name_en"),
+    "game_mode_translations": ("name_en", "category"),
+    "mode_categories": ("category", "parent"),
+    "medal_definitions": ("name_id", "name_en", "type", "difficulty"),
+    "match_history": ("start_time", "match_id", "lifecycle_mode", "outcome", "rank"),
+    "raw_matches": ("start_time", "match_id", "stats_status", "skill_status", "film_status", "error"),
+    "match_facts": ("start_time", "match_id", "outcome", "kills", "deaths", "assists", "kda", "accuracy"),
+    "match_participants": ("match_id", "player_id", "team_id", "outcome", "kills", "deaths", "assists", "score"),
+    "team_stats": ("match_id", "team_id", "outcome", "score", "kills", "deaths"),
+    "medals": ("match_id", "player_id", "name_id", "count"),
+    "personal_scores": ("match_id", "player_id", "name_id", "count", "total_personal_score"),
+    "player_match_skill": ("match_id", "xuid", "team_mmr", "enemy_team_mmr", "kills", "kills_expected", "csr_post"),
+    "highlight_events": ("match_id", "gamertag", "event_type", "time_ms", "medal_name"),
+    "xuid_aliases": ("xuid", "gamertag", "source"),
+    "ugc_names": ("kind", "public_name", "asset_id"),
+    "sessions": ("start_time", "match_count", "wins", "losses", "kills", "deaths", "kd_ratio"),
+    "performance_scores": ("start_time", "match_id", "history_matches", "performance_score"),
+    "map_stats": ("map_name", "matches", "wins", "kd_ratio", "accuracy", "avg_performance_score"),
+    "mode_category_stats": ("mode_category", "matches", "wins", "kd_ratio", "accuracy"),
+    "session_stats": ("start_time", "match_count", "kd_ratio", "avg_performance_score"),
+    "global_stats": ("matches", "wins", "losses", "kills", "deaths", "kd_ratio", "accuracy"),
+    "sync_meta": ("xuid", "watermark", "total_matches", "failed_matches", "sync_status"),
+}
 
 
 def _tables(group: str, layout: Layout, **schemas: Schema) -> dict[str, Table]:
-    return {name: Table(name, schema, layout, group) for name, schema in schemas.items()}
+    return {name: Table(name, schema, layout, group, PREVIEW.get(name, tuple(schema)[:6]))
+            for name, schema in schemas.items()}
 
 
 #: Every table, in dependency order.

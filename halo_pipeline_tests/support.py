@@ -19,21 +19,24 @@ def assets_of(*groups: str) -> list[dg.AssetsDefinition]:
             and set(a.group_names_by_key.values()) & set(groups)]
 
 
+def checks(*names: str) -> list[dg.AssetChecksDefinition]:
+    """The asset checks of the code location declared apart from their asset (all, or those named)."""
+    return [c for c in defs().asset_checks or () if not names or {k.name for k in c.check_keys} & set(names)]
+
+
 def asset(name: str) -> dg.AssetsDefinition:
     """The asset definition (as declared, no resource bound) that materializes asset ``name``."""
     [found] = [a for a in defs().assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(name) in a.keys]
     return found
 
 
-def checks(*names: str) -> list[dg.AssetChecksDefinition]:
-    """The asset checks of the code location declared apart from their asset (all, or those named)."""
-    return [c for c in defs().asset_checks or () if not names or {k.name for k in c.check_keys} & set(names)]
-
-
-#: What a sync run lands and derives from raw landing (the API-calling assets and the stats family).
-SYNC_ASSETS = assets_of("matches", "stats")
 #: Their tables, in registry order.
 SYNC_TABLES = tables.names(group="matches") + tables.names(group="stats")
+#: What a sync run lands and derives from raw landing (the API-calling assets and the stats family), with the
+#: per-partition checks of those tables.
+SYNC_ASSETS = [*assets_of("matches", "stats"),
+               *(c for c in checks() if {k.asset_key.path[-1] for k in c.check_keys} <= set(SYNC_TABLES)
+                 and "player_sync_fresh" not in {k.name for k in c.check_keys})]
 
 
 def resources(url: str, data_dir, reference_dir=None, **api) -> dict:

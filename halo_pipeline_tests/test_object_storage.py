@@ -15,6 +15,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR
+
 pytestmark = pytest.mark.system  # real components or separate processes: the full tier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +119,7 @@ def test_sync_to_s3_equals_local_and_catalog_reads_s3(s3, tmp_path, monkeypatch)
     world = SyntheticWorld(seed=7, players=2, months=1, matches_per_month=5)  # 2 + 3 matches
     xuids = [p.xuid for p in world.players]
     catalog = tmp_path / "catalog" / "halo.duckdb"
-    monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+    monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
     monkeypatch.setenv("HALO_CATALOG_PATH", str(catalog))
     monkeypatch.chdir(tmp_path)
     results = {}

@@ -22,7 +22,7 @@ from halo_pipeline.partitions import PLAYERS, partition_range_of
 from halo_pipeline.runner import QUIET, run_backfill, sync_players
 from halo_pipeline.services.backfill import plan_backfill
 from halo_pipeline.storage.resource import WarehouseResource
-from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
 from halo_pipeline.tables import names
 
 defs = load_defs()
@@ -104,7 +104,7 @@ def test_delta_sensor_requests_exactly_new_months_and_leaves_no_gap(tmp_path):
     world = SyntheticWorld(seed=11, players=2, months=3, matches_per_month=16)
     a, b = (p.xuid for p in world.players)
     with Emulator(synthetic=world) as emulator:
-        h = Harness(emulator, tmp_path / "data", REPO / "static" / "reference")
+        h = Harness(emulator, tmp_path / "data", DEFAULT_REFERENCE_DIR)
         h.instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
 
         first = h.tick()  # first import: exactly the months holding each player's matches
@@ -135,7 +135,7 @@ def test_delta_sensor_requests_exactly_new_months_and_leaves_no_gap(tmp_path):
 
     # The final warehouse equals a fault-free sync of the same world, row for row.
     with Emulator(synthetic=world) as emulator:
-        clean = Harness(emulator, tmp_path / "clean", REPO / "static" / "reference")
+        clean = Harness(emulator, tmp_path / "clean", DEFAULT_REFERENCE_DIR)
         clean.instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
         assert all(clean.run(clean.tick()))
     assert_same_warehouse(h.data_dir, clean.data_dir)
@@ -147,7 +147,7 @@ def test_sensor_tick_is_bounded_and_round_robin(tmp_path, monkeypatch):
     monkeypatch.setattr(sensors, "PLAYERS_PER_TICK", 2)
     world = SyntheticWorld(seed=2, players=3, months=1, matches_per_month=6)
     with Emulator(synthetic=world) as emulator:
-        h = Harness(emulator, tmp_path / "data", REPO / "static" / "reference")
+        h = Harness(emulator, tmp_path / "data", DEFAULT_REFERENCE_DIR)
         xuids = sorted(str(p.xuid) for p in world.players)
         h.instance.add_dynamic_partitions(PLAYERS, xuids)
         seen = []
@@ -161,7 +161,7 @@ def use_emulator(monkeypatch, emulator: Emulator, data_dir: Path) -> None:
     """Point the default resources (what ``halo-pipeline sync`` uses) at ``emulator`` and ``data_dir``."""
     monkeypatch.setenv("HALO_API_URL", emulator.url)
     monkeypatch.setenv("HALO_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+    monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
 
 
 @pytest.mark.slow
@@ -196,8 +196,18 @@ def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch
             backfill_plan(instance, wh, str(xuid), "2019-01", "2019-02")
         with pytest.raises(InvalidInput, match="unknown asset"):
             backfill_plan(instance, wh, str(xuid), "2025-04", "2025-05", assets="nope")
+        # Months without matches (the sync walked the whole history) are real, empty partitions: a backfill over
+        # them succeeds with zero API calls; a month never walked (another player, never synced) is refused.
+        emulator.reset_counts()
+        empty_months = backfill_plan(instance, wh, str(xuid), "2025-01", "2025-05")
+        assert [len(ids) for ids in empty_months.match_ids.values()][:3] == [0, 0, 0]
+        assert run_backfill(defs, instance, empty_months, WarehouseResource()).ok
+        assert sum(emulator.counts()["requests"].values()) == 0
+        assert wh.read_partition("match_facts", xuid, "2025-02-01").is_empty()
+        other = 2533274999999999  # registered, never synced
+        instance.add_dynamic_partitions(PLAYERS, [str(other)])
         with pytest.raises(InvalidInput, match="never synced"):
-            backfill_plan(instance, wh, str(xuid), "2025-01", "2025-05")
+            backfill_plan(instance, wh, str(other), "2025-01", "2025-05")
 
 
 def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
@@ -248,7 +258,7 @@ def test_delta_sync_refreshes_the_analytics_it_made_stale(tmp_path, monkeypatch)
 
     with Emulator(synthetic=world) as emulator:
         monkeypatch.setenv("HALO_API_URL", emulator.url)
-        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
         step = dg.DagsterInstance.ephemeral()
         step.add_dynamic_partitions(PLAYERS, [str(xuid)])
         sync(tmp_path / "step", step)

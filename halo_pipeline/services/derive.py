@@ -27,7 +27,8 @@ import orjson
 import polars as pl
 
 from halo_pipeline.services import parallel
-from halo_pipeline.storage.files import write_parquet_atomic
+from halo_pipeline.services.history import month_history
+from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import PROFILE
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.tables import ALIASES_TABLE_SCHEMA, STATS_TABLES, schema
@@ -48,12 +49,19 @@ _log = logging.getLogger(__name__)
 
 
 def landed_match_ids(wh: Warehouse, xuid: int, month: str) -> list[str]:
-    """Match ids of the partition whose stats body is landed (from the ``raw_matches`` index), each once.
+    """Match ids of the partition whose stats body is landed (from the ``raw_matches`` index), each once; none
+    for a month settled without matches (:func:`halo_pipeline.services.history.month_history`).
 
     Raises:
-        FileNotFoundError: ``raw_matches`` was never materialized for this partition.
+        FileNotFoundError: ``raw_matches`` was never materialized for this partition (one line saying so).
     """
-    index = wh.read_partition("raw_matches", xuid, month)
+    path = wh.partition_path("raw_matches", xuid, month)
+    if not path.exists():
+        if month_history(wh, xuid, month).is_empty():
+            return []
+        raise FileNotFoundError(f"raw_matches of {month}|{xuid} was never materialized: its matches are not landed "
+                                "(materialize raw_matches, or `halo-pipeline sync`, first)")
+    index = read_parquet(path)
     return list(dict.fromkeys(index.filter(pl.col("stats_status") == "landed")["match_id"].to_list()))
 
 

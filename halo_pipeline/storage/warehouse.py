@@ -28,9 +28,10 @@ REFERENCE = "reference"
 CATALOG_ENV = "HALO_CATALOG_PATH"
 #: The data location when neither a resource's ``data_dir`` nor ``$HALO_DATA_DIR`` names one.
 DATA_DIR_ENV, DEFAULT_DATA_DIR = "HALO_DATA_DIR", "data"
-#: The reference JSON files: ``$HALO_REFERENCE_DIR``, else those of the repository (``static/reference``).
+#: The reference JSON files: ``$HALO_REFERENCE_DIR``, else those shipped in the package (``reference_data/``: the
+#: names of the emulator's synthetic world), whatever the working directory.
 REFERENCE_DIR_ENV = "HALO_REFERENCE_DIR"
-DEFAULT_REFERENCE_DIR = Path("static") / "reference"
+DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference_data"
 #: The archive area (``halo-pipeline archive``): ``warehouse/archive/<table>/player=…/year=…/month=…``.
 ARCHIVE_DIR = "archive"
 

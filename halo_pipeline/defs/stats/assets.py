@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import polars as pl
 
-from halo_pipeline.defs.common import SINGLE_RUN, frame_metadata, run_partitions
-from halo_pipeline.partitions import partition_key, player_month_partitions
+from halo_pipeline.defs.common import FOLLOWS_UPSTREAM, SINGLE_RUN, each_partition, record_partitions
+from halo_pipeline.partitions import player_month_partitions
 from halo_pipeline.services import derive
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline.tables import STATS_TABLES, schema
+from halo_pipeline.tables import STATS_TABLES
 
 STATS_GROUP = "stats"
 #: Threads writing one step's partition files (Parquet encoding releases the GIL, so writing overlaps deriving).
@@ -64,29 +64,25 @@ def write_partitions(wh: Warehouse, frames: Iterable[tuple[int, str, dict[str, p
     return out
 
 
-def _metadata(table: str, written: list[tuple[int, str, pl.DataFrame]]) -> dict:
-    rows = {str(partition_key(x, m)): df.height for x, m, df in written}
-    frames = [df for *_, df in written]
-    return frame_metadata(pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema(table)), rows)
-
-
 @dg.multi_asset(
     group_name=STATS_GROUP,
     partitions_def=player_month_partitions,
     backfill_policy=SINGLE_RUN,
     can_subset=True,
-    specs=[dg.AssetSpec(name, deps=["raw_matches"], kinds={"polars", "parquet"}, description=_DESCRIPTIONS[name])
-           for name in STATS_TABLES],
+    specs=[dg.AssetSpec(name, deps=["raw_matches"], kinds={"polars", "parquet"}, description=_DESCRIPTIONS[name],
+                        automation_condition=FOLLOWS_UPSTREAM) for name in STATS_TABLES],
 )
 def stats_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """The stats tables of each partition from ONE read and parse of each landed body (the selected tables
     only): in the process pool for a large run (:func:`halo_pipeline.services.derive.derive_stats_tables`)."""
     wh = warehouse.warehouse()
     selected = [key.path[-1] for key in context.selected_asset_keys]
-    partitions = [(x, m) for x, months in run_partitions(context).items() for m in months]
-    written = write_partitions(wh, derive.derive_stats_tables(wh, partitions, selected))
+    try:
+        written = write_partitions(wh, derive.derive_stats_tables(wh, each_partition(context), selected))
+    except FileNotFoundError as exc:
+        raise dg.Failure(str(exc)) from None
     for table in selected:
-        yield dg.MaterializeResult(asset_key=table, metadata=_metadata(table, written.get(table, [])))
+        yield record_partitions(context, table, written.get(table, []))
 
 
 def _derived_asset(name: str, derive_one: Callable[[Warehouse, int, str], pl.DataFrame], description: str,
@@ -94,12 +90,15 @@ def _derived_asset(name: str, derive_one: Callable[[Warehouse, int, str], pl.Dat
     """A partitioned asset writing ``derive_one(warehouse, xuid, month)`` of each partition of the run."""
 
     @dg.asset(name=name, group_name=STATS_GROUP, partitions_def=player_month_partitions, backfill_policy=SINGLE_RUN,
-              deps=deps, kinds={"polars", "parquet"}, description=description)
+              deps=deps, kinds={"polars", "parquet"}, description=description,
+              automation_condition=FOLLOWS_UPSTREAM)
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.warehouse()
-        partitions = [(x, m) for x, months in run_partitions(context).items() for m in months]
-        written = write_partitions(wh, ((x, m, {name: derive_one(wh, x, m)}) for x, m in partitions))
-        return dg.MaterializeResult(metadata=_metadata(name, written.get(name, [])))
+        try:
+            written = write_partitions(wh, ((x, m, {name: derive_one(wh, x, m)}) for x, m in each_partition(context)))
+        except FileNotFoundError as exc:
+            raise dg.Failure(str(exc)) from None
+        return record_partitions(context, name, written.get(name, []))
 
     return _asset
 
