@@ -18,7 +18,7 @@ from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.instance import add_player, registered, remove_player
-from halo_pipeline.partitions import PLAYERS, partition_range_of
+from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
 from halo_pipeline.runner import QUIET, run_backfill, sync_players
 from halo_pipeline.services.backfill import plan_backfill
 from halo_pipeline.storage.resource import WarehouseResource
@@ -326,3 +326,70 @@ def test_session_gap_is_one_setting_that_every_run_follows(tmp_path, monkeypatch
     for month in wh.player_files("sessions", xuid):
         expected = ta.sessions(facts, 10).filter(ta.month_of() == month)
         assert wh.read_partition("sessions", xuid, month).equals(expected), month
+
+
+def _run_automation(instance: dg.DagsterInstance, cursor=None, ticks: int = 6):
+    """What the daemon's ``follow_upstream`` sensor does, tick by tick (Dagster's own evaluator): evaluate the
+    automation conditions, run what they requested (one range run per player over the requested months; the
+    resources as the daemon's runs resolve them, from the environment), until a tick requests nothing. Returns
+    ``(cursor, {asset: requested partition keys})`` over all ticks."""
+    requested: dict[str, set] = {}
+    job = defs.resolve_job_def("sync_job")  # every partitioned asset
+    for _ in range(ticks):
+        result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
+        cursor = result.cursor
+        if not result.total_requested:
+            return cursor, requested
+        by_player: dict[int, tuple[set, set]] = {}
+        for key in defs.resolve_all_asset_keys():
+            keys = result.get_requested_partitions(key)
+            requested.setdefault(key.to_user_string(), set()).update(keys)
+            for partition in keys:
+                if partition is None:
+                    assert defs.resolve_job_def("catalog_job").execute_in_process(instance=instance).success
+                    continue
+                xuid, month = partition_range_of({"dagster/asset_partition_range_start": partition,
+                                                  "dagster/asset_partition_range_end": partition})[:2]
+                assets, months = by_player.setdefault(xuid, (set(), set()))
+                assets.add(key)
+                months.add(month)
+        for xuid, (assets, months) in by_player.items():
+            tags = partition_range_tags(xuid, min(months), max(months))
+            assert job.execute_in_process(instance=instance, asset_selection=sorted(assets), tags=tags,
+                                          run_config=QUIET).success
+    raise AssertionError(f"automation still requesting after {ticks} ticks: {requested}")
+
+
+@pytest.mark.slow
+def test_automation_re_derives_what_a_delta_run_made_stale(tmp_path, monkeypatch):
+    """Where the daemon runs, declarative automation (the ``follow_upstream`` sensor) replaces the follow-up runs:
+    the delta sensor's run over August makes July's sessions stale (a session crossing the month boundary);
+    automation requests July's sessions and the roll-ups, and the warehouse then equals a sync at once."""
+    world = SyntheticWorld(seed=8, players=1, months=1, matches_per_month=6)
+    xuid = world.players[0].xuid
+    with Emulator(synthetic=world) as emulator:
+        use_emulator(monkeypatch, emulator, tmp_path / "step")
+        h = Harness(emulator, tmp_path / "step", DEFAULT_REFERENCE_DIR)
+        h.instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        assert all(h.run(h.tick()))
+        cursor, _ = _run_automation(h.instance)
+        world.add_matches([xuid], n=1, when=datetime(2025, 7, 31, 23, 40, tzinfo=UTC))
+        assert all(h.run(h.tick()))
+        cursor, _ = _run_automation(h.instance, cursor)
+        world.add_matches([xuid], n=1, when=datetime(2025, 8, 1, 0, 4, tzinfo=UTC))
+        tick = h.tick()
+        assert requested_partitions(tick) == {f"2025-08-01|{xuid}"}  # the sensor asks for August only
+        assert all(h.run(tick))
+        cursor, requested = _run_automation(h.instance, cursor)
+        assert f"2025-07-01|{xuid}" in requested["sessions"]  # automation: July's sessions follow August's data
+
+        once = Harness(emulator, tmp_path / "once", DEFAULT_REFERENCE_DIR)
+        once.instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        assert all(once.run(once.tick()))
+    for table in ("sessions", "performance_scores", "session_stats", "global_stats", "map_stats"):
+        step = Warehouse(tmp_path / "step").read_table(table, xuid).sort(pl.all())
+        at_once = Warehouse(tmp_path / "once").read_table(table, xuid).sort(pl.all())
+        assert step.equals(at_once), table
+    crossing = Warehouse(tmp_path / "step").read_table("sessions", xuid).filter(
+        pl.col("end_time") >= datetime(2025, 8, 1, tzinfo=UTC))
+    assert crossing.height == 1 and crossing["start_time"][0] < datetime(2025, 8, 1, tzinfo=UTC)
