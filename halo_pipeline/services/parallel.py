@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import time
@@ -41,12 +42,18 @@ _lock = threading.Lock()
 
 def worker_pool() -> ProcessPoolExecutor:
     """The process-wide pool (spawned on first use, ``os.cpu_count()`` workers, shut down at exit): a pool per
-    partition cost ≈ 1–2 s of worker start-up each time."""
+    partition cost ≈ 1–2 s of worker start-up each time.
+
+    Shut down by a ``multiprocessing`` finalizer as well as at interpreter exit: in a process that is itself a
+    ``multiprocessing`` child (a step of Dagster's multiprocess executor) Python exits through ``os._exit`` after
+    joining the process's non-daemon children — the pool's idle workers — without running ``atexit``: the step
+    process would never end."""
     global _pool
     with _lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
             atexit.register(_pool.shutdown, cancel_futures=True)
+            multiprocessing.util.Finalize(_pool, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=10)
         return _pool
 
 
