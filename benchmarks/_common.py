@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import resource
 import time
 import uuid
@@ -145,12 +146,33 @@ def _write_gz(path: Path, body: bytes) -> None:
     path.write_bytes(gzip.compress(body, compresslevel=6, mtime=0))
 
 
+_XUID_RE = re.compile(rb"(?<=xuid\()(\d+)(?=\))")
+
+
+def _fresh_xuids(seed: int, keep: set[bytes]):
+    """A ``re.sub`` replacement giving every xuid but ``keep``'s a fresh one, the same one within a body."""
+    mapping: dict[bytes, bytes] = {}
+
+    def replace(match: re.Match) -> bytes:
+        xuid = match.group(1)
+        if xuid in keep:
+            return xuid
+        if xuid not in mapping:
+            mapping[xuid] = str(2533274000000000 + (seed + len(mapping) * 7919) % 999_999_999).encode()
+        return mapping[xuid]
+
+    return replace
+
+
 def cloned_landing(root: Path, players: int, months: int, per_month: int, seed: int = 7) -> ClonedLanding:
     """Land ``players × months × per_month`` matches (stats + skill bodies, profiles) and the ``raw_matches``
     index of each partition, cloned from a small :class:`SyntheticWorld` (generating 10 k matches would take
-    minutes): each clone is a template body with its ``MatchId`` replaced by a fresh uuid. Files are written
+    minutes): each clone is a template body with its ``MatchId`` replaced by a fresh uuid and every player's xuid
+    but the owners' by a fresh one (real histories meet new players all the time: no cache is kept warm by seeing
+    the same ids again). Files are written
     in the landing's layout, gzip'd like :meth:`RawLanding.put` (without its fsync: setup speed only)."""
     world = SyntheticWorld(seed=seed, players=players, months=1, matches_per_month=min(per_month, 40))
+    owners = {str(p.xuid).encode() for p in world.players}
     wh = Warehouse(root)
     landing = wh.landing
     rng = uuid.UUID(int=seed)
@@ -174,12 +196,14 @@ def cloned_landing(root: Path, players: int, months: int, per_month: int, seed: 
                 template_id, stats, skill = templates[(m * per_month + i) % len(templates)]
                 rng = uuid.uuid5(rng, f"{p}:{m}:{i}")
                 mid = str(rng)
-                body = stats.replace(template_id.encode(), mid.encode())
+                fresh = _fresh_xuids(rng.int, owners)  # other players each time: no cache is warm for them
+                body = _XUID_RE.sub(fresh, stats.replace(template_id.encode(), mid.encode()))
                 _write_gz(landing._path(STATS, mid), body)
                 bodies.append(body)
                 if skill is not None:
-                    _write_gz(landing._path(SKILL, mid), skill)
-                    bodies.append(skill)
+                    skill_body = _XUID_RE.sub(fresh, skill)
+                    _write_gz(landing._path(SKILL, mid), skill_body)
+                    bodies.append(skill_body)
                 ids.append(mid)
             partitions[(player.xuid, month)] = ids
             n = len(ids)
@@ -206,3 +230,68 @@ def film_chunks() -> list[tuple[str, bytes, int]] | None:
         version, match_id = path.stem.split("_", 1)
         out.append((match_id, path.read_bytes(), int(version)))
     return out
+
+
+class EmulatorProcess:
+    """The emulator in its own process (``halo-pipeline emulator``), so that its CPU — serving, encoding synthetic
+    films — is never counted against the pipeline measured in this process. ``counts()`` / ``reset_counts()`` go
+    through its HTTP endpoints (``/_emulator/stats``, ``/_emulator/reset``)."""
+
+    def __init__(self, *, players: int, seed: int, months: int, matches_per_month: int, latency_ms: float = 0.0,
+                 rate_limit: float | None = None):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["--synthetic-players", str(players), "--seed", str(seed), "--months", str(months),
+                     "--matches-per-month", str(matches_per_month), "--latency-ms", str(latency_ms),
+                     "--port", str(self.port)] + (["--rate-limit", str(rate_limit)] if rate_limit else [])
+
+    def __enter__(self) -> EmulatorProcess:
+        import subprocess
+        import sys
+        import urllib.request
+
+        self.process = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "halo_pipeline.cli", "emulator",
+                                         *self.args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/_emulator/stats", timeout=2).read()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the emulator process did not start") from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def counts(self) -> dict:
+        import urllib.request
+
+        return orjson.loads(urllib.request.urlopen(f"{self.url}/_emulator/stats", timeout=30).read())
+
+    def reset_counts(self) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/_emulator/reset", method="POST"), timeout=30).read()
+
+
+def cpu_seconds(exclude: tuple[int, ...] = ()) -> float:
+    """CPU seconds (user + system) of this process, of its children that ended, and of its live children but
+    ``exclude`` (the process pool's workers, read from ``/proc/<pid>/stat``; exclude the emulator's process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = sum(u.ru_utime + u.ru_stime for u in usage)
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and int(stat.parent.name) not in exclude:  # a live child of this process
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total

@@ -33,14 +33,20 @@ LAST = "2025-06-01"  # the synthetic world ends in 2025-06
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def world_of(matches: int, players: int = 4, seed: int = 11, months: int = 6) -> SyntheticWorld:
-    """A world of at least ``matches`` distinct matches over ``players`` players (they share some)."""
+def world_spec(matches: int, players: int = 4, seed: int = 11, months: int = 6) -> dict:
+    """The :class:`SyntheticWorld` arguments of a world of at least ``matches`` distinct matches over ``players``
+    players (they share some): ``seed``, ``players``, ``months``, ``matches_per_month``."""
     per_month = max(1, round(matches / (players * months) * 1.25))
     while True:
-        world = SyntheticWorld(seed=seed, players=players, months=months, matches_per_month=per_month)
-        if len(world.match_ids()) >= matches:
-            return world
+        spec = {"seed": seed, "players": players, "months": months, "matches_per_month": per_month}
+        if len(SyntheticWorld(**spec).match_ids()) >= matches:
+            return spec
         per_month = int(per_month * 1.2) + 1
+
+
+def world_of(matches: int, players: int = 4, seed: int = 11, months: int = 6) -> SyntheticWorld:
+    """The world of :func:`world_spec`."""
+    return SyntheticWorld(**world_spec(matches, players, seed, months))
 
 
 def naive_loop(api_resource: HaloApiResource, world: SyntheticWorld, n: int) -> float:

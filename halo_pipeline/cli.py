@@ -47,9 +47,10 @@ def _resources():
 
 
 def _defs():
+    """What builds the code location (loaded when a run is launched: a sync with nothing new launches none)."""
     from halo_pipeline.definitions import defs
 
-    return defs()
+    return defs
 
 
 class _Errors(click.Group):
@@ -168,8 +169,9 @@ def sync(player_values, match_type, full, since, max_matches, all_months) -> Non
         Month.parse(since)
     report = sync_players(_defs(), instance, halo_api, warehouse, xuids, match_type=match_type, full=full,
                           since=since, max_matches=max_matches, log=click.echo, all_months=all_months)
-    click.echo("")
-    click.echo(summary(warehouse.warehouse()))
+    if report.runs:  # nothing new, nothing run: the warehouse is as `halo-pipeline stats` last showed it
+        click.echo("")
+        click.echo(summary(warehouse.warehouse()))
     if not report.ok:
         failed = [f"{job} {label} (run {run_id})" for run_id, job, label, ok in report.runs if not ok]
         raise click.ClickException("failed runs: " + "; ".join(failed))
@@ -192,7 +194,7 @@ def backfill(player_value, first, last, assets, refetch, dry_run) -> None:
 
     instance = _instance()
     warehouse = _resources()[1]
-    defs = _defs()
+    defs = _defs()()
     known = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     plan = plan_backfill(warehouse.warehouse(), instance.get_dynamic_partitions(PLAYERS), known, player_value,
                          first, last, assets, refetch)

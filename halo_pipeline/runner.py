@@ -4,8 +4,9 @@ instance (they show in the UI).
 The plan is the delta sensor's (:mod:`halo_pipeline.services.plan`): per player, the months with matches
 newer than its watermark, as contiguous blocks, each one run of ``sync_job`` (a partition range: the run
 pages the history once, lands only the matches not landed yet and derives every table). ``--full`` runs
-``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Then the
-reference and catalog jobs.
+``full_sync`` over every month from ``since`` (or the first partition month) to now instead. The reference job
+runs first when the reference tables are older than a day or their files changed; the catalog job last when a
+run changed the warehouse (a sync with nothing new launches no run: one history call per player).
 """
 
 from __future__ import annotations
@@ -20,10 +21,20 @@ from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, pl
 from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
 from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
 from halo_pipeline.services.backfill import BackfillPlan
+from halo_pipeline.services.state import reference_up_to_date
 from halo_pipeline.storage.resource import WarehouseResource
 
-#: The console shows warnings and errors only; every event is in the instance (the UI's run page).
+#: The console shows the steps' own lines (rows per table, the landing's progress: matches landed / total, rate,
+#: ETA), warnings and errors; Dagster's own events are DEBUG: they are in the instance (the UI's run page).
+CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+#: Warnings and errors only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: The code location, or what builds it (``halo_pipeline.definitions.defs``): loaded only when a run is launched.
+Defs = dg.Definitions | Callable[[], dg.Definitions]
+
+
+def _definitions(defs: Defs) -> dg.Definitions:
+    return defs if isinstance(defs, dg.Definitions) else defs()
 
 
 @dataclass
@@ -37,16 +48,15 @@ class SyncReport:
         return all(success for *_, success in self.runs)
 
 
-def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, report: SyncReport,
+def execute(defs: Defs, job: str, instance: dg.DagsterInstance, report: SyncReport,
             tags: dict[str, str] | None = None, label: str = "", run_config: dict | None = None,
             asset_selection: list[dg.AssetKey] | None = None, warehouse: WarehouseResource | None = None) -> bool:
     """Run ``job`` in this process against ``instance`` (recorded there, visible in the UI).
 
-    With ``warehouse``, a successful run over a partition range is followed, like the
-    ``analytics_follow_up_sensor`` does for launched runs, by an ``analytics_job`` run over the months whose
-    analytics it made stale."""
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags or {}, run_config={**QUIET, **(run_config or {})}, raise_on_error=False,
+    With ``warehouse``, a successful run over a partition range is followed, as declarative automation does where
+    the daemon runs, by an ``analytics_job`` run over the months whose analytics it made stale."""
+    result = _definitions(defs).resolve_job_def(job).execute_in_process(
+        instance=instance, tags=tags or {}, run_config={**CONSOLE, **(run_config or {})}, raise_on_error=False,
         asset_selection=asset_selection)
     report.runs.append((result.run_id, job, label, result.success))
     if result.success and warehouse is not None:
@@ -64,7 +74,7 @@ def _label(tags: dict[str, str]) -> str:
 
 
 def sync_players(
-    defs: dg.Definitions,
+    defs: Defs,
     instance: dg.DagsterInstance,
     halo_api: HaloApiResource,
     warehouse: WarehouseResource,
@@ -82,8 +92,12 @@ def sync_players(
     months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each)."""
     players = [int(x) for x in (xuids if xuids is not None else instance.get_dynamic_partitions(PLAYERS))]
     report = SyncReport()
-    ok = execute(defs, "reference_job", instance, report, label="reference")
-    log(f"reference data: {'ok' if ok else 'FAILED'}")
+    wh = warehouse.warehouse()
+    if reference_up_to_date(wh, warehouse.reference_path()):
+        log("reference data: up to date")
+    else:
+        ok = execute(defs, "reference_job", instance, report, label="reference")
+        log(f"reference data: {'ok' if ok else 'FAILED'}")
     if full:
         first = Month.parse(since) if since else FIRST_MONTH
         config = {"ops": {"match_history": {"config": {
@@ -105,12 +119,13 @@ def sync_players(
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
     if all_months:
         fill_missing_months(defs, instance, warehouse, players, report, log)
-    ok = execute(defs, "catalog_job", instance, report, label="catalog")
-    log(f"catalog: {'ok' if ok else 'FAILED'}")
+    if report.runs or not wh.catalog_path.exists():
+        ok = execute(defs, "catalog_job", instance, report, label="catalog")
+        log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report
 
 
-def fill_missing_months(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+def fill_missing_months(defs: Defs, instance: dg.DagsterInstance, warehouse: WarehouseResource,
                         xuids: Iterable[int], report: SyncReport, log: Callable[[str], None] = print) -> None:
     """Materialize, with ``sync_job``, every month of each player (first partition month → this month) whose
     ``match_history`` is not materialized yet, one run per block of contiguous months: months the history walk
@@ -125,7 +140,7 @@ def fill_missing_months(defs: dg.Definitions, instance: dg.DagsterInstance, ware
             log(f"{xuid}: months without a partition {_label(tags)}: {'ok' if ok else 'FAILED'}")
 
 
-def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: BackfillPlan,
+def run_backfill(defs: Defs, instance: dg.DagsterInstance, plan: BackfillPlan,
                  warehouse: WarehouseResource) -> SyncReport:
     """One run over the plan's partition range (recorded in ``instance``, visible in the UI), the analytics
     it made stale, then the catalog."""

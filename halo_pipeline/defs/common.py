@@ -11,8 +11,8 @@ every partition's materialization. So:
   materialization with ``context.add_asset_metadata(…, partition_key=…)`` (:func:`record_partitions`); what is
   true of the whole run (rows over all partitions) goes to the run's log;
 * each check evaluates each partition of the run and records one ``AssetCheckEvaluation`` per partition, targeting
-  that partition's latest materialization (:func:`partition_check`) — what ``AssetCheckResult`` does for a
-  single-partition step, done for every partition.
+  that partition's latest materialization (:func:`partition_checks`) — what ``AssetCheckResult`` does for a
+  single-partition step, done for every partition. A family's checks run in one step (:func:`partition_checks`).
 """
 
 from collections import defaultdict
@@ -166,35 +166,56 @@ def _latest_materialization(instance: dg.DagsterInstance, asset: str, key: str
     return TargetMaterialization(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
-def partition_check(asset: str, name: str, description: str, evaluate: Evaluate,
-                    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-                    additional_deps: Sequence[str] = ()) -> dg.AssetChecksDefinition:
-    """A non-blocking asset check on ``asset`` (player × month) that evaluates every partition of its run and
-    records one evaluation per partition (Passed or Failed, never Skipped), each targeting that partition's latest
-    materialization. ``evaluate`` is called once per player of the run."""
+@dataclass(frozen=True)
+class PartitionCheck:
+    """One check of :func:`partition_checks`: on ``asset``, named ``name``, ``evaluate`` giving each partition's
+    :class:`Outcome`."""
 
-    @dg.asset_check(asset=asset, name=name, description=description, partitions_def=player_month_partitions,
-                    blocking=False, additional_deps=list(additional_deps))
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> None:
+    asset: str
+    name: str
+    description: str
+    evaluate: Evaluate
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    additional_deps: tuple[str, ...] = ()
+
+
+def partition_checks(name: str, checks: Sequence[PartitionCheck]) -> dg.AssetChecksDefinition:
+    """Non-blocking asset checks on player × month assets, evaluated in one step (``name``; each can run alone:
+    subsettable), that evaluate every partition of their run and record one evaluation per partition (Passed or
+    Failed, never Skipped), each targeting that partition's latest materialization. Each ``evaluate`` is called
+    once per player of the run."""
+    specs = [dg.AssetCheckSpec(c.name, asset=c.asset, description=c.description, blocking=False,
+                               additional_deps=list(c.additional_deps), partitions_def=player_month_partitions)
+             for c in checks]
+
+    @dg.multi_asset_check(name=name, specs=specs, can_subset=True)
+    def _checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.warehouse()
-        failed = 0
-        for xuid, months in run_partitions(context).items():
-            for month, outcome in evaluate(wh, xuid, months).items():
-                failed += not _record(context, asset, name, severity, str(partition_key(xuid, month)), outcome)
-        context.log.info(f"{name}: {failed} of {len(context.partition_keys)} partition(s) failed")
+        selected = {key.name for key in context.selected_asset_check_keys}
+        targets: dict[tuple[str, str], TargetMaterialization | None] = {}
+        for check in (c for c in checks if c.name in selected):
+            failed = 0
+            for xuid, months in run_partitions(context).items():
+                for month, outcome in check.evaluate(wh, xuid, months).items():
+                    key = str(partition_key(xuid, month))
+                    if (check.asset, key) not in targets:
+                        targets[(check.asset, key)] = _latest_materialization(context.instance, check.asset, key)
+                    failed += not _record(context, check, key, outcome, targets[(check.asset, key)])
+            context.log.info(f"{check.name}: {failed} of {len(context.partition_keys)} partition(s) failed")
+        yield from ()  # the evaluations are logged per partition above; a run-wide result would have no partition
 
-    return _check
+    return _checks
 
 
-def _record(context: dg.AssetCheckExecutionContext, asset: str, name: str, severity: dg.AssetCheckSeverity,
-            key: str, outcome: Outcome) -> bool:
-    """Record ``outcome`` as the evaluation of check ``name`` on partition ``key``; returns whether it passed."""
+def _record(context: dg.AssetCheckExecutionContext, check: PartitionCheck, key: str, outcome: Outcome,
+            target: TargetMaterialization | None) -> bool:
+    """Record ``outcome`` as the evaluation of ``check`` on partition ``key``; returns whether it passed."""
     offending = outcome.offending if outcome.offending is not None else pl.DataFrame()
     metadata = {"failures": offending.height, **outcome.metadata}
     if offending.height:
         metadata["offending rows"] = dg.MetadataValue.md(preview_markdown(offending, rows=OFFENDING_ROWS))
     context.op_execution_context.log_event(dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey(asset), check_name=name, passed=outcome.passed, partition=key, severity=severity,
-        description=outcome.description, metadata=metadata,
-        target_materialization_data=_latest_materialization(context.instance, asset, key)))
+        asset_key=dg.AssetKey(check.asset), check_name=check.name, passed=outcome.passed, partition=key,
+        severity=check.severity, description=outcome.description, metadata=metadata,
+        target_materialization_data=target))
     return outcome.passed

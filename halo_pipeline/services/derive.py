@@ -29,7 +29,7 @@ import polars as pl
 from halo_pipeline.services import parallel
 from halo_pipeline.services.history import month_history
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
-from halo_pipeline.storage.landing import PROFILE
+from halo_pipeline.storage.landing import PROFILE, RawLanding
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.tables import ALIASES_TABLE_SCHEMA, STATS_TABLES, schema
 from halo_pipeline.transforms.film import ALIASES_SCHEMA, HIGHLIGHT_EVENTS_SCHEMA, aliases_from_events
@@ -38,8 +38,9 @@ from halo_pipeline.transforms.film import ALIASES_SCHEMA, HIGHLIGHT_EVENTS_SCHEM
 CHUNK = 256
 #: A run with fewer landed matches derives in its own process (a pool's start-up ≈ 1–2 s is not worth it).
 POOL_MIN_MATCHES = 1000
-#: Below this many film chunks, decoding in the caller's process beats starting a pool.
-FILM_POOL_THRESHOLD = 8
+#: Below this many film chunks (≈ 5 ms each with the film decoder), decoding in the caller's process beats
+#: starting a pool (≈ 1–2 s once per process).
+FILM_POOL_THRESHOLD = 400
 #: Decoded highlight events are kept under ``<raw>/FILM_EVENTS/<id[:2]>/<match_id>.v<NN>.<chunk digest>.parquet``.
 FILM_EVENTS = "film_events"
 
@@ -149,9 +150,23 @@ def _decode_many(jobs: list[tuple[str, bytes, int]]) -> list[pl.DataFrame | str]
     return out
 
 
-def _events_path(wh: Warehouse, match_id: str, chunk: bytes, version: int):
+def _events_path(landing: RawLanding, match_id: str, chunk: bytes, version: int):
     digest = hashlib.blake2b(chunk, digest_size=8).hexdigest()
-    return wh.landing.root / FILM_EVENTS / match_id[:2] / f"{match_id}.v{version}.{digest}.parquet"
+    return landing.root / FILM_EVENTS / match_id[:2] / f"{match_id}.v{version}.{digest}.parquet"
+
+
+def keep_decoded_events(landing: RawLanding, match_id: str, chunk: bytes, version: int) -> bool:
+    """Decode a film chunk just landed and keep its events beside raw landing (what :func:`decode_highlight_events`
+    reads instead of decoding again): the landing of the next matches overlaps the decoding. Returns whether events
+    were kept (an undecodable chunk is left to :func:`decode_highlight_events`, which reports it)."""
+    path = _events_path(landing, match_id, chunk, version)
+    if path.exists():
+        return True
+    decoded = parallel.decode_film((match_id, chunk, version))
+    if isinstance(decoded, str):
+        return False
+    write_parquet_atomic(decoded, path)
+    return True
 
 
 def decode_highlight_events(wh: Warehouse, match_ids: list[str],
@@ -167,7 +182,7 @@ def decode_highlight_events(wh: Warehouse, match_ids: list[str],
     jobs = [(mid, *film) for mid in match_ids if (film := landing.get_film(mid)) is not None]
     if not jobs:
         return pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)
-    paths = [_events_path(wh, *job) for job in jobs]
+    paths = [_events_path(landing, *job) for job in jobs]
     frames: list[pl.DataFrame | str | None] = [pl.read_parquet(p) if p.exists() else None for p in paths]
     todo = [i for i, f in enumerate(frames) if f is None]
     for i, decoded in zip(todo, _decode_many([jobs[i] for i in todo]), strict=True):

@@ -8,8 +8,10 @@ raised, so that a match is retried by the next sync instead of being lost. No Da
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
@@ -17,6 +19,7 @@ import pydantic
 from spnkr.models.stats import MatchStats
 
 from halo_pipeline.api.client import HaloApiClient
+from halo_pipeline.services.derive import keep_decoded_events
 from halo_pipeline.storage.landing import FILM, PROFILE, SKILL, STATS, RawLanding
 
 
@@ -63,14 +66,15 @@ async def land_match(
 ) -> dict:
     """Land the stats, skill and film highlight chunk of one match (each only if missing or ``refetch``).
 
-    Returns the status fields of a ``raw_matches`` row. Never raises for an API failure: the failure is
+    Returns the status fields of a ``raw_matches`` row (and ``humans``: the xuids of its human players). Never
+    raises for an API failure: the failure is
     recorded (status ``failed`` + ``error``) and the match is retried by the next sync; a 404 is recorded as
     ``not_found`` in the landing so that it is not asked again (stats: retried, as the match is in the
     history). Only complete bodies are landed: a stats/skill body that is not a whole JSON object, or a film
     chunk that is not a whole zlib stream, is a failure (:class:`IncompleteBody`), not a landing.
     """
     row = {"stats_status": "landed", "skill_status": "skipped", "film_status": "skipped",
-           "spnkr_parse_ok": None, "fetched_in_run": False, "error": None}
+           "spnkr_parse_ok": None, "fetched_in_run": False, "error": None, "humans": []}
     body = None if refetch else landing.get(STATS, match_id)
     stats = None
     if body is not None:
@@ -97,6 +101,7 @@ async def land_match(
             str(exc.errors()[0]["loc"]) + " " + exc.errors()[0]["msg"]
     humans = [int(p["PlayerId"][5:-1]) for p in stats.get("Players", [])
               if p.get("PlayerType") == 1 and str(p.get("PlayerId", "")).startswith("xuid(")]
+    row["humans"] = humans
 
     async def land_optional(kind: str, column: str, wanted: bool, landed: Callable[[], bool],
                             fetch: Callable[[], Awaitable[bool]]) -> None:
@@ -129,6 +134,8 @@ async def land_match(
             return False
         _check_film_chunk(chunk.data)
         landing.put_film(match_id, chunk.film_major_version, chunk.data)
+        # Decoded now, in a thread, while the next matches are fetched: highlight_events then decodes nothing.
+        await asyncio.to_thread(keep_decoded_events, landing, match_id, chunk.data, chunk.film_major_version)
         return True
 
     await asyncio.gather(
@@ -138,14 +145,45 @@ async def land_match(
     return row
 
 
+@dataclass
+class Progress:
+    """How far a landing is: ``report`` gets a line (matches done / total, matches/s, ETA) at most every ``every``
+    seconds, and once at the end."""
+
+    total: int
+    report: Callable[[str], None]
+    every: float = 10.0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    reported: float = field(default_factory=time.monotonic)
+
+    def advance(self) -> None:
+        """One more match landed (or found landed already)."""
+        self.done += 1
+        now = time.monotonic()
+        if self.done < self.total and now - self.reported < self.every:
+            return
+        self.reported = now
+        rate = self.done / max(now - self.started, 1e-9)
+        eta = (self.total - self.done) / rate if rate else 0.0
+        self.report(f"landed {self.done}/{self.total} matches, {rate:.1f} matches/s, "
+                    f"ETA {int(eta // 60)} min {int(eta % 60):02d} s" if self.done < self.total else
+                    f"landed {self.done}/{self.total} matches in {now - self.started:.0f} s, {rate:.1f} matches/s")
+
+
 async def land_matches(api: HaloApiClient, landing: RawLanding, match_ids: list[str], *, concurrency: int,
-                       refetch: bool = False, skill: bool = True, film: bool = True) -> dict[str, dict]:
-    """:func:`land_match` for many matches, ``concurrency`` at a time (the API limiter paces the calls)."""
+                       refetch: bool = False, skill: bool = True, film: bool = True,
+                       progress: Progress | None = None) -> dict[str, dict]:
+    """:func:`land_match` for many matches, ``concurrency`` at a time (the API limiter paces the calls);
+    ``progress`` advances as each match is done."""
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(match_id: str) -> tuple[str, dict]:
         async with semaphore:
-            return match_id, await land_match(api, landing, match_id, refetch=refetch, skill=skill, film=film)
+            row = await land_match(api, landing, match_id, refetch=refetch, skill=skill, film=film)
+        if progress is not None:
+            progress.advance()
+        return match_id, row
 
     return dict(await asyncio.gather(*(one(m) for m in dict.fromkeys(match_ids))))
 
@@ -153,20 +191,11 @@ async def land_matches(api: HaloApiClient, landing: RawLanding, match_ids: list[
 PROFILE_BATCH = 50
 
 
-async def land_profiles(api: HaloApiClient, landing: RawLanding, match_ids: list[str]) -> int:
-    """Land the profile (xuid → gamertag) of every human of ``match_ids`` not landed yet, in batches of
+async def land_profiles(api: HaloApiClient, landing: RawLanding, wanted: set[int]) -> int:
+    """Land the profile (xuid → gamertag) of every human xuid of ``wanted`` not landed yet, in batches of
     :data:`PROFILE_BATCH` (profile ``GET /users?xuids=…``). Best effort: an xuid the API does not return is
     marked absent (not asked again); a failed batch is asked again by the next sync. Returns profiles landed.
     """
-    wanted: set[int] = set()
-    for match_id in match_ids:
-        body = landing.get(STATS, match_id)
-        if body is None:
-            continue
-        for player in orjson.loads(body).get("Players") or ():
-            player_id = str(player.get("PlayerId", ""))
-            if player.get("PlayerType") == 1 and player_id.startswith("xuid("):
-                wanted.add(int(player_id[5:-1]))
     missing = sorted(x for x in wanted
                      if not landing.has(PROFILE, str(x)) and not landing.absent_status(PROFILE, str(x)))
     landed = 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from halo_pipeline import tables
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.tables import SYNC_META_SCHEMA
@@ -92,3 +93,24 @@ def last_syncs(wh: Warehouse, xuids: Iterable[int]) -> dict[int, datetime | None
 def stale_players(last: dict[int, datetime | None], now: datetime, max_age: timedelta = SYNC_MAX_AGE) -> dict:
     """``{xuid: last sync or None}`` of the players not synced within ``max_age`` before ``now``."""
     return {x: t for x, t in last.items() if t is None or now - t > max_age}
+
+
+#: Reference tables older than this are refreshed by the next sync (the API's medal metadata may have changed).
+REFERENCE_MAX_AGE = timedelta(days=1)
+
+
+def reference_up_to_date(wh: Warehouse, source_dir: Path, now: datetime | None = None,
+                         max_age: timedelta = REFERENCE_MAX_AGE) -> bool:
+    """Whether every reference table was written less than ``max_age`` ago and after every reference file of
+    ``source_dir`` last changed (so a sync can skip the reference job). Local warehouses only: ``False`` on
+    object storage."""
+    if wh.remote:
+        return False
+    written = [p.stat().st_mtime if p.exists() else None
+               for p in map(wh.reference_path, tables.names(layout="reference"))]
+    if None in written:
+        return False
+    sources = [p.stat().st_mtime for p in source_dir.rglob("*.json")] if source_dir.is_dir() else []
+    oldest = min(written)
+    return (now or datetime.now(UTC)).timestamp() - oldest < max_age.total_seconds() and all(
+        s < oldest for s in sources)

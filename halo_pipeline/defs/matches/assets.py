@@ -17,7 +17,7 @@ from halo_pipeline.services.history import (
     fetch_history,
     month_history,
 )
-from halo_pipeline.services.landing import land_matches, land_profiles
+from halo_pipeline.services.landing import Progress, land_matches, land_profiles
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.tables import RAW_MATCHES_SCHEMA
 from halo_pipeline.transforms.matches import history_frame
@@ -141,12 +141,15 @@ def raw_matches(
         raise dg.Failure(str(exc)) from None
     match_ids = [mid for df in histories.values() for mid in df["match_id"].to_list()]
 
+    progress = Progress(len(set(match_ids)), lambda line: context.log.info(f"raw_matches: {line}"))
+
     async def fetch():
         async with halo_api.client() as api:
             result = await land_matches(api, landing, match_ids, concurrency=halo_api.max_in_flight * 2,
-                                        refetch=config.refetch, skill=config.skill, film=config.film)
-            fetched = [m for m, row in result.items() if row["fetched_in_run"]]
-            await land_profiles(api, landing, fetched)
+                                        refetch=config.refetch, skill=config.skill, film=config.film,
+                                        progress=progress)
+            met = {x for row in result.values() if row["fetched_in_run"] for x in row["humans"]}
+            await land_profiles(api, landing, met)
             return result, api.stats
 
     # No match to land (months without matches): no client, zero API calls.

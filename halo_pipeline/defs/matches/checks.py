@@ -5,18 +5,19 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from halo_pipeline.defs.common import Outcome, partition_check, per_month
+from halo_pipeline.defs.common import Outcome, PartitionCheck, partition_checks, per_month
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.services.state import SYNC_MAX_AGE, last_syncs, stale_players
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.tables import RAW_MATCHES_SCHEMA
 
-all_matches_landed = partition_check(
+matches_checks = partition_checks("matches_checks", [PartitionCheck(
     "raw_matches", "all_matches_landed",
     "Every match of the history has its stats body landed (a failed or missing one is fetched by the next sync).",
     per_month(lambda wh, x, m: Outcome.of_rows(
         wh.read_partition("raw_matches", x, m, RAW_MATCHES_SCHEMA).filter(pl.col("stats_status") != "landed")
-        .select("match_id", "start_time", "stats_status", "error"), "history match(es) without a landed stats body")))
+        .select("match_id", "start_time", "stats_status", "error"), "history match(es) without a landed stats body"))
+)])
 
 
 @dg.asset_check(asset="raw_matches", name="player_sync_fresh", blocking=False, description=(

@@ -1,7 +1,8 @@
 """Asset checks on the stats tables (Dagster asset checks: each asset's "Checks" tab).
 
 Each is partitioned like its asset (player × month), runs in the same run as the asset's partitions (a sync or a
-backfill) and records one result per partition (:func:`halo_pipeline.defs.common.partition_check`). A failed check
+backfill; all in one step, each can run alone) and records one result per partition
+(:func:`halo_pipeline.defs.common.partition_checks`). A failed check
 lists the offending rows (first 50) in its metadata. The rules themselves are pure functions in
 :mod:`halo_pipeline.transforms.analytics`.
 """
@@ -9,7 +10,7 @@ lists the offending rows (first 50) in its metadata. The rules themselves are pu
 import dagster as dg
 import polars as pl
 
-from halo_pipeline.defs.common import Outcome, partition_check, per_month
+from halo_pipeline.defs.common import Outcome, PartitionCheck, partition_checks, per_month
 from halo_pipeline.months import Month
 from halo_pipeline.services.analytics import reference
 from halo_pipeline.storage.warehouse import Warehouse
@@ -30,32 +31,22 @@ def _unique_match_ids(wh: Warehouse, xuid: int, months: list[Month]) -> dict[Mon
             for month in months}
 
 
-unique_match_id_per_owner = partition_check(
-    "match_facts", "unique_match_id_per_owner",
-    "Each match appears once per owner in match_facts (over all the owner's months).", _unique_match_ids)
+def _owners_in_participants(wh: Warehouse, xuid: int, month: Month) -> Outcome:
+    return Outcome.of_rows(ta.owners_missing_from_participants(
+        _partition(wh, "match_facts", xuid, month), _partition(wh, "match_participants", xuid, month)),
+        "owner rows without participant row")
 
-owner_in_participants = partition_check(
-    "match_facts", "owner_in_participants",
-    "The owner of every match_facts row is among that match's match_participants.",
-    per_month(lambda wh, x, m: Outcome.of_rows(ta.owners_missing_from_participants(
-        _partition(wh, "match_facts", x, m), _partition(wh, "match_participants", x, m)),
-        "owner rows without participant row")),
-    additional_deps=["match_participants"])
 
-team_kills_match_participants = partition_check(
-    "team_stats", "team_kills_match_participants",
-    "Per team, the kills of its players (match_participants by last team) equal the team's kills (Teams[]). "
-    "Matches without teams (infection, free-for-all) and with team changes are skipped.",
-    per_month(lambda wh, x, m: Outcome.of_rows(ta.team_kill_mismatches(
-        _partition(wh, "match_participants", x, m), _partition(wh, "team_stats", x, m)),
-        "teams whose kills differ from their players'")),
-    additional_deps=["match_participants"])
+def _team_kills(wh: Warehouse, xuid: int, month: Month) -> Outcome:
+    return Outcome.of_rows(ta.team_kill_mismatches(
+        _partition(wh, "match_participants", xuid, month), _partition(wh, "team_stats", xuid, month)),
+        "teams whose kills differ from their players'")
 
-no_null_start_time = partition_check(
-    "match_facts", "no_null_start_time", "Every match_facts row has a start_time (its month).",
-    per_month(lambda wh, x, m: Outcome.of_rows(
-        _partition(wh, "match_facts", x, m).filter(pl.col("start_time").is_null()).select("match_id", "xuid"),
-        "rows without start_time")))
+
+def _start_times(wh: Warehouse, xuid: int, month: Month) -> Outcome:
+    facts = _partition(wh, "match_facts", xuid, month)
+    return Outcome.of_rows(facts.filter(pl.col("start_time").is_null()).select("match_id", "xuid"),
+                           "rows without start_time")
 
 
 def _accuracy(wh: Warehouse, xuid: int, month: Month) -> Outcome:
@@ -65,10 +56,6 @@ def _accuracy(wh: Warehouse, xuid: int, month: Month) -> Outcome:
     return Outcome.of_rows(pl.concat(bad), "rows with accuracy outside [0, 100]")
 
 
-accuracy_in_range = partition_check(
-    "match_facts", "accuracy_in_range",
-    "accuracy (%) is within [0, 100] (or null: no shot fired) in match_facts and match_participants.",
-    per_month(_accuracy), additional_deps=["match_participants"])
 
 
 def _medal_names(wh: Warehouse, xuid: int, months: list[Month]) -> dict[Month, Outcome]:
@@ -84,7 +71,23 @@ def _medal_names(wh: Warehouse, xuid: int, months: list[Month]) -> dict[Month, O
     return out
 
 
-medal_names_defined = partition_check(
-    "medals", "medal_names_defined",
-    "Every medal name_id seen has a row in medal_definitions (WARN: a new medal is not an error).", _medal_names,
-    severity=dg.AssetCheckSeverity.WARN, additional_deps=["medal_definitions"])
+stats_checks = partition_checks("stats_checks", [
+    PartitionCheck("match_facts", "unique_match_id_per_owner",
+                   "Each match appears once per owner in match_facts (over all the owner's months).",
+                   _unique_match_ids),
+    PartitionCheck("match_facts", "owner_in_participants",
+                   "The owner of every match_facts row is among that match's match_participants.",
+                   per_month(_owners_in_participants), additional_deps=("match_participants",)),
+    PartitionCheck("match_facts", "no_null_start_time", "Every match_facts row has a start_time (its month).",
+                   per_month(_start_times)),
+    PartitionCheck("match_facts", "accuracy_in_range",
+                   "accuracy (%) is within [0, 100] (or null: no shot fired) in match_facts and match_participants.",
+                   per_month(_accuracy), additional_deps=("match_participants",)),
+    PartitionCheck("team_stats", "team_kills_match_participants",
+                   "Per team, the kills of its players (match_participants by last team) equal the team's kills "
+                   "(Teams[]). Matches without teams (infection, free-for-all) and with team changes are skipped.",
+                   per_month(_team_kills), additional_deps=("match_participants",)),
+    PartitionCheck("medals", "medal_names_defined",
+                   "Every medal name_id seen has a row in medal_definitions (WARN: a new medal is not an error).",
+                   _medal_names, severity=dg.AssetCheckSeverity.WARN, additional_deps=("medal_definitions",)),
+])
