@@ -17,12 +17,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from benchmarks._common import Result, peak_rss_mib, require_success, timer
+from benchmarks._common import EmulatorProcess, Result, cpu_seconds, peak_rss_mib, require_success, timer
 from halo_pipeline.api.client import run_api
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.matches.assets import match_history, raw_matches
 from halo_pipeline.defs.stats.assets import highlight_events, stats_tables, xuid_aliases
-from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
 from halo_pipeline.storage.resource import WarehouseResource
@@ -93,16 +92,20 @@ def run(smoke: bool = False, matches: int | None = None, latency_ms: float = 80.
     matches = matches or 2000
     result = Result(f"(a) First import: ≥ {matches:,} matches, {latency_ms:g} ms latency, {rate:g} req/s per service")
     with timer() as t:
-        world = world_of(matches, players=2 if smoke else 4, months=1 if smoke else 6)
+        spec = world_spec(matches, players=2 if smoke else 4, months=1 if smoke else 6)
+        world = SyntheticWorld(**spec)
     n = len(world.match_ids())
-    result.notes.append(f"{n:,} distinct matches, {len(world.players)} players (world built in {t[0]:.1f} s)")
-    with Emulator(synthetic=world, latency_ms=latency_ms, rate_limit=rate) as emulator, \
+    result.notes.append(f"{n:,} distinct matches, {len(world.players)} players, a theater film for every matchmade "
+                        f"match (world built in {t[0]:.1f} s); the emulator runs in its own process")
+    with EmulatorProcess(**spec, latency_ms=latency_ms, rate_limit=rate) as emulator, \
             tempfile.TemporaryDirectory(prefix="halo-bench-import-") as tmp:
         naive = naive_loop(HaloApiResource(api_url=emulator.url, requests_per_second=rate), world,
                            5 if smoke else 40)
         time.sleep(1.5)  # let the emulator's buckets refill
         emulator.reset_counts()
+        cpu_before = cpu_seconds(exclude=(emulator.process.pid,))
         seconds, ok = import_all(world, emulator.url, Path(tmp), rate)
+        cpu = cpu_seconds(exclude=(emulator.process.pid,)) - cpu_before
         require_success(ok, "a first-import run")
         counts = emulator.counts()
     by_service = counts["by_service"]
@@ -116,6 +119,8 @@ def run(smoke: bool = False, matches: int | None = None, latency_ms: float = 80.
     result.add(f"ceiling ({busiest}: {per_match[busiest]:.3f} calls/match)", ceiling, "matches/s")
     result.add("naive one-at-a-time loop (same run)", naive, "matches/s", ceiling, naive / ceiling)
     result.add("first import vs naive loop", speed / naive, "×")
+    result.add("CPU per imported match (process + pool workers)", cpu / n * 1000, "ms", target="≤ 120 ms",
+               ok=cpu / n <= 0.12 if not smoke else None)
     for service, calls in per_match.items():
         result.add(f"requests per match: {service}", calls, "req/match")
     result.add("429 answered by the emulator", counts["rate_limited"], "responses", target="0 unhonoured",
