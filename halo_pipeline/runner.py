@@ -4,8 +4,9 @@ instance (they show in the UI).
 The plan is the delta sensor's (:mod:`halo_pipeline.services.plan`): per player, the months with matches
 newer than its watermark, as contiguous blocks, each one run of ``sync_job`` (a partition range: the run
 pages the history once, lands only the matches not landed yet and derives every table). ``--full`` runs
-``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Then the
-reference and catalog jobs.
+``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Around them: the
+reference job, the people job's friends and today's profiles before (``match_facts`` read the friends), its
+``players`` table after, then the catalog.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from halo_pipeline.storage.resource import WarehouseResource
 
 #: The console shows warnings and errors only; every event is in the instance (the UI's run page).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: The people assets run before the sync runs (their friends flag match_facts) and after them (players).
+PEOPLE_BEFORE = [dg.AssetKey("friends"), dg.AssetKey("player_profiles")]
+PEOPLE_AFTER = [dg.AssetKey("players")]
 
 
 @dataclass
@@ -80,6 +84,8 @@ def sync_players(
     report = SyncReport()
     ok = execute(defs, "reference_job", instance, report, label="reference")
     log(f"reference data: {'ok' if ok else 'FAILED'}")
+    ok = execute(defs, "people_job", instance, report, label="friends and profiles", asset_selection=PEOPLE_BEFORE)
+    log(f"friends and profiles: {'ok' if ok else 'FAILED'}")
     if full:
         first = Month.parse(since) if since else FIRST_MONTH
         config = {"ops": {"match_history": {"config": {
@@ -99,6 +105,8 @@ def sync_players(
                 ok = execute(defs, "sync_job", instance, report, dict(request.tags), _label(request.tags),
                              run_config=request.run_config, warehouse=warehouse)
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
+    ok = execute(defs, "people_job", instance, report, label="players", asset_selection=PEOPLE_AFTER)
+    log(f"players: {'ok' if ok else 'FAILED'}")
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from halo_pipeline.defs.common import SINGLE_RUN, frame_metadata, run_partitions
-from halo_pipeline.partitions import partition_key, player_month_partitions
+from halo_pipeline.partitions import PLAYERS, partition_key, player_month_partitions
 from halo_pipeline.services import derive
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
@@ -25,11 +25,16 @@ _DESCRIPTIONS = {
         "variant), outcome (Int8: 1 tie, 2 win, 3 loss, 4 left), rank, and the owner's match totals over all "
         "their team entries: kills, deaths, assists (Int16), shots_fired/shots_hit (Int32), accuracy (Float32, %), "
         "kda = kills + assists/3 − deaths, kd_ratio = kills / max(deaths, 1), scores, damage, medal_count; "
-        "start_time/end_time UTC, durations in seconds (Float32). " + _SOURCE),
+        "start_time/end_time UTC, durations in seconds (Float32); who played with the owner: known_teammates "
+        "(Int16: humans on the owner's team — a shared TeamId in any PlayerTeamStats entry — who are declared "
+        "friends of the owner or registered players), with_friends (Boolean), friends_xuids (List(Int64): the "
+        "owner's declared friends in the match, either team; from the `friends` table at derive time, so a "
+        "changed friend list shows after a re-derive). " + _SOURCE),
     "match_participants": (
         "Every player (humans and bots) of each match of the partition: match_id, player_id, xuid (Int64, null "
-        "for bots), team_id, outcome, rank, kills, deaths, assists, shots_fired, shots_hit, accuracy, score, "
-        "personal_score, damage, time played (s) — totals over each player's team entries. " + _SOURCE),
+        "for bots), team_id (last team), team_ids (List(Int8): every team the player was on), outcome, rank, "
+        "kills, deaths, assists, shots_fired, shots_hit, accuracy, score, personal_score, damage, time played (s) "
+        "— totals over each player's team entries. " + _SOURCE),
     "team_stats": (
         "One row per team of each match of the partition: team_id, outcome, rank, score, kills, deaths, "
         "assists, personal_score (the API's `Teams[]`). " + _SOURCE),
@@ -75,7 +80,8 @@ def _metadata(table: str, written: list[tuple[int, str, pl.DataFrame]]) -> dict:
     partitions_def=player_month_partitions,
     backfill_policy=SINGLE_RUN,
     can_subset=True,
-    specs=[dg.AssetSpec(name, deps=["raw_matches"], kinds={"polars", "parquet"}, description=_DESCRIPTIONS[name])
+    specs=[dg.AssetSpec(name, deps=["raw_matches", *(["friends"] if name == "match_facts" else [])],
+                        kinds={"polars", "parquet"}, description=_DESCRIPTIONS[name])
            for name in STATS_TABLES],
 )
 def stats_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
@@ -84,7 +90,8 @@ def stats_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     wh = warehouse.warehouse()
     selected = [key.path[-1] for key in context.selected_asset_keys]
     partitions = [(x, m) for x, months in run_partitions(context).items() for m in months]
-    written = write_partitions(wh, derive.derive_stats_tables(wh, partitions, selected))
+    registered = context.instance.get_dynamic_partitions(PLAYERS)
+    written = write_partitions(wh, derive.derive_stats_tables(wh, partitions, selected, registered))
     for table in selected:
         yield dg.MaterializeResult(asset_key=table, metadata=_metadata(table, written.get(table, [])))
 
