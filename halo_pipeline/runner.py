@@ -18,9 +18,10 @@ import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, run_requests
-from halo_pipeline.months import FIRST_MONTH, Month
+from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
 from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
 from halo_pipeline.services.backfill import BackfillPlan
+from halo_pipeline.services.plan import synced_months
 from halo_pipeline.storage.resource import WarehouseResource
 
 #: The console shows warnings and errors only; every event is in the instance (the UI's run page).
@@ -122,5 +123,20 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: Backf
     selection = [dg.AssetKey(a) for a in plan.assets] if plan.assets else None
     execute(defs, plan.job, instance, report, tags, _label(tags), run_config=run_config, asset_selection=selection,
             warehouse=warehouse)
+    execute(defs, "catalog_job", instance, report, label="catalog")
+    return report
+
+
+def refresh_friends(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                    owner: int | None = None, rederive: bool = False) -> SyncReport:
+    """After the friends changed: the ``friends`` table; with ``rederive``, every synced month of ``owner``
+    re-derived from raw landing (one ``rederive_job`` run per block of contiguous months, zero API calls: the
+    ``with_friends`` flags of past matches and sessions follow); then the catalog."""
+    report = SyncReport()
+    execute(defs, "people_job", instance, report, label="friends", asset_selection=[dg.AssetKey("friends")])
+    if rederive and owner is not None and report.ok:
+        for first, last in month_blocks(synced_months(warehouse.warehouse(), owner)):
+            tags = partition_range_tags(owner, first, last) | {PLAYER_TAG: str(owner)}
+            execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
     execute(defs, "catalog_job", instance, report, label="catalog")
     return report

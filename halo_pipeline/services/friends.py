@@ -27,7 +27,7 @@ import orjson
 import polars as pl
 from filelock import FileLock
 
-from halo_pipeline.ids import InvalidInput, check_gamertag, looks_like_xuid, parse_xuid
+from halo_pipeline.ids import InvalidInput, check_gamertag, check_nickname, looks_like_xuid, parse_xuid
 from halo_pipeline.services.players import OpenClient, Player, read_declared_friends, resolve
 from halo_pipeline.storage.files import is_remote, read_parquet, remove_tree, write_bytes_atomic, write_parquet_atomic
 from halo_pipeline.storage.landing import PROFILE
@@ -293,3 +293,73 @@ def friends_by_owner(wh: Warehouse) -> Mapping[int, frozenset[int]]:
     table = read_friends(wh)
     return {o: frozenset(rows["friend_xuid"].to_list())
             for (o,), rows in table.partition_by("xuid", as_dict=True).items()}
+
+
+# --------------------------------------------------------------------------------------------------- the CLI
+
+
+def add_friend(wh: Warehouse, registered: list[Player], open_client: OpenClient, owner_value: str,
+               friend_value: str, nickname: str | None = None) -> tuple[Friend, bool]:
+    """``halo-pipeline friends add``: declare ``friend_value`` (xuid or gamertag, resolved through the profile
+    API unless already known) a friend of the registered player ``owner_value``, in the store. Returns the
+    stored friend and whether it is new (else its nickname changed). Everything is checked before anything is
+    written.
+
+    Raises:
+        InvalidInput: the owner is not registered, a malformed or unknown xuid / gamertag, the friend is the
+            owner, a nickname with control characters or too long, or the friend already declared so.
+    """
+    owner = resolve_owner(registered, owner_value)
+    nickname = check_nickname(nickname) if nickname is not None else None
+    known = find_player(known_players(wh, registered, FriendsStore(wh.data_dir).read()), friend_value)
+    if known is not None and known.gamertag is not None:
+        player, profile = known, None
+    else:
+        player, profile = resolve(open_client, friend_value)
+    if player.xuid == owner.xuid:
+        raise InvalidInput(f"{friend_value.strip()!r} is the owner: a player cannot be their own friend")
+    stored, new = FriendsStore(wh.data_dir).add(Friend(owner.xuid, player.xuid, player.gamertag, nickname, CLI))
+    if profile is not None:
+        wh.landing.put(PROFILE, str(player.xuid), profile)
+    return stored, new
+
+
+def remove_friend(wh: Warehouse, registered: list[Player], owner_value: str, friend_value: str,
+                  path: Path) -> Friend:
+    """``halo-pipeline friends remove``: forget a friend declared with ``friends add`` (named by xuid, gamertag or
+    nickname). The owner may be unregistered by now (named by xuid).
+
+    Raises:
+        InvalidInput: malformed values, no such friend — or it is declared in the players file ``path`` (remove
+            it there).
+    """
+    owner = find_player(registered, owner_value)
+    if owner is None:
+        if not looks_like_xuid(owner_value.strip()):
+            raise InvalidInput(f"player {owner_value.strip()!r} is not registered: name the owner by xuid")
+        owner = Player(parse_xuid(owner_value), None)
+    store = FriendsStore(wh.data_dir)
+    if match_friend([f for f in store.read() if f.owner == owner.xuid], friend_value) is None:
+        owner_names, wanted = {str(owner.xuid), (owner.gamertag or "").lower()}, friend_value.strip().lower()
+        for declared in read_declared_friends(path) if path.is_file() else ():
+            if declared.owner.strip().lower() in owner_names and wanted in {declared.friend.strip().lower(),
+                                                                            (declared.nickname or "").lower()}:
+                raise InvalidInput(f"{friend_value.strip()!r} is declared in {path} ({declared.where}): remove it "
+                                   "there")
+    return store.remove(owner.xuid, friend_value)
+
+
+def list_friends(wh: Warehouse, registered: list[Player], path: Path) -> list[Friend]:
+    """Every declared friend, the players file's first (gamertags resolved from known players only: an unknown
+    one is listed with xuid 0 until the ``friends`` asset resolves it), then the store's. Zero API calls."""
+    store = FriendsStore(wh.data_dir).read()
+    known = known_players(wh, registered, store)
+    out: dict[tuple, Friend] = {}
+    for declared in read_declared_friends(path) if path.is_file() else ():
+        owner, friend = (find_player(known, v) or (Player(parse_xuid(v), None) if looks_like_xuid(v) else
+                                                   Player(0, v.strip())) for v in (declared.owner, declared.friend))
+        key = (owner.xuid, friend.xuid or declared.friend.strip().lower())
+        out.setdefault(key, Friend(owner.xuid, friend.xuid, friend.gamertag, declared.nickname, YAML))
+    for friend in store:
+        out.setdefault((friend.owner, friend.xuid), friend)
+    return list(out.values())
