@@ -346,6 +346,8 @@ def remove_friend(wh: Warehouse, registered: list[Player], owner_value: str, fri
                                                                             (declared.nickname or "").lower()}:
                 raise InvalidInput(f"{friend_value.strip()!r} is declared in {path} ({declared.where}): remove it "
                                    "there")
+        raise InvalidInput(f"{friend_value.strip()!r} is not a friend of {owner.xuid} declared with "
+                           "`halo-pipeline friends add`")
     return store.remove(owner.xuid, friend_value)
 
 
