@@ -30,6 +30,7 @@ from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.runner import refresh_friends, sync_players
 from halo_pipeline.services import people as sp
 from halo_pipeline.services.friends import CLI, Friend, FriendsStore, collect_friends
+from halo_pipeline.services.maintenance import export_table
 from halo_pipeline.storage.catalog import build_catalog, connect_catalog
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
@@ -195,6 +196,12 @@ def test_profiles_once_a_day_teammates_with_team_changes_and_a_removed_friend(tm
             progress["Rank"], progress["PartialProgress"], rank["TierType"], title)
 
     assert warehouse_teammates(wh, owner.xuid) == {x: +c for x, c in raw_teammates(bodies, owner.xuid).items()}
+    players = sp.read_players(wh)  # every human met, one row each; profiles for the owner and the friend only
+    assert players.height == players["xuid"].n_unique() > 2
+    assert players.filter(pl.col("service_tag").is_not_null())["xuid"].sort().to_list() == sorted(
+        [owner.xuid, friend.xuid])
+    assert export_table(wh, "players", tmp_path / "p.csv", "csv", str(friend.xuid)) == 1
+    assert export_table(wh, "friends", tmp_path / "f.csv", "csv") == 1
     facts = wh.read_table("match_facts", owner.xuid)
     present = raw_friends(bodies, owner.xuid, {friend.xuid})
     assert any(present.values())
@@ -288,7 +295,7 @@ def test_teammates_hand_computed_with_a_team_change():
             _participant("a", foe, [1]), _participant("a", mover, [1, 0], kills=6, deaths=6),
             _participant("a", None, [0]),  # a bot: never a teammate
             _participant("b", me, [1], outcome=3, kills=2, deaths=8), _participant("b", ally, [0]),
-            _participant("b", mover, [0, 1], kills=1, deaths=1)]
+            _participant("b", mover, [1, 0], kills=1, deaths=1)]
     participants = pl.DataFrame(rows, schema=_schema())
     facts = pl.DataFrame({"match_id": ["a", "b"], "start_time": [date(2025, 1, 1), date(2025, 1, 2)]}).with_columns(
         pl.col("start_time").cast(pl.Datetime("us", "UTC")))

@@ -17,7 +17,7 @@ A friend declared in both places is the players file's (its nickname wins). A fr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from filelock import FileLock
 
 from halo_pipeline.ids import InvalidInput, check_gamertag, check_nickname, looks_like_xuid, parse_xuid
 from halo_pipeline.services.players import OpenClient, Player, read_declared_friends, resolve
-from halo_pipeline.storage.files import is_remote, read_parquet, remove_tree, write_bytes_atomic, write_parquet_atomic
+from halo_pipeline.storage.files import is_remote, remove_tree, write_bytes_atomic, write_parquet_atomic
 from halo_pipeline.storage.landing import PROFILE
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
 from halo_pipeline.transforms.people import FRIENDS_SCHEMA
@@ -185,20 +185,18 @@ def resolve_owner(registered: list[Player], value: str) -> Player:
     return found
 
 
-def resolve_player(open_client: OpenClient, wh: Warehouse, value: str, known: Iterable[Player] = (),
-                   look_up_xuids: bool = True) -> Player:
-    """The player named by ``value``: from ``known`` players when there (zero API calls), else through the
-    profile API (its user object is landed, like ``players add`` does). With ``look_up_xuids`` false, an xuid
-    is never looked up (its gamertag stays unknown unless ``known`` has it: the daily profiles fetch it).
+def resolve_player(open_client: OpenClient, wh: Warehouse, value: str, known: Iterable[Player] = ()) -> Player:
+    """The player named by ``value``: from ``known`` players when there (zero API calls); an unknown xuid as is
+    (its gamertag comes with the daily profiles); an unknown gamertag through the profile API (its user object is
+    landed, as ``players add`` does).
 
     Raises:
         InvalidInput: malformed xuid or gamertag, or a gamertag the profile API does not know.
     """
-    known = list(known)
     found = find_player(known, value)
-    if found is not None and found.gamertag is not None:
+    if found is not None and (found.gamertag is not None or looks_like_xuid(value.strip())):
         return found
-    if not look_up_xuids and looks_like_xuid(value.strip()):
+    if looks_like_xuid(value.strip()):
         return Player(parse_xuid(value), None)
     player, profile = resolve(open_client, value)
     if profile is not None:
@@ -230,8 +228,8 @@ def collect_friends(wh: Warehouse, registered: list[Player], open_client: OpenCl
     out: dict[tuple[int, int], Friend] = {}
     for declared in read_declared_friends(path) if path.is_file() else ():
         try:
-            owner = resolve_player(open_client, wh, declared.owner, known, look_up_xuids=False)
-            friend = resolve_player(open_client, wh, declared.friend, known, look_up_xuids=False)
+            owner = resolve_player(open_client, wh, declared.owner, known)
+            friend = resolve_player(open_client, wh, declared.friend, known)
         except InvalidInput as exc:
             raise InvalidInput(f"{declared.where}: {exc}") from None
         if friend.xuid == owner.xuid:
@@ -257,8 +255,7 @@ def friends_frame(friends: Iterable[Friend], registered: Iterable[int]) -> pl.Da
     registered = set(registered)
     rows = [{"xuid": f.owner, "friend_xuid": f.xuid, "gamertag": f.gamertag, "nickname": f.nickname,
              "source": f.source, "registered": f.xuid in registered, "added_at": f.added_at} for f in friends]
-    return pl.DataFrame(rows, schema=FRIENDS_SCHEMA, orient="row").sort("xuid", "friend_xuid") if rows else \
-        pl.DataFrame(schema=FRIENDS_SCHEMA)
+    return pl.DataFrame(rows, schema=FRIENDS_SCHEMA).sort("xuid", "friend_xuid")
 
 
 def write_friends(wh: Warehouse, table: pl.DataFrame) -> dict[int, int]:
@@ -277,22 +274,12 @@ def write_friends(wh: Warehouse, table: pl.DataFrame) -> dict[int, int]:
 
 def read_friends(wh: Warehouse, owner: int | None = None) -> pl.DataFrame:
     """The ``friends`` table (of one owner when given); empty with its columns when none is written."""
-    paths = [friends_path(wh, owner)] if owner is not None else \
-        sorted((wh.root / FRIENDS).glob(f"player=*/{PARQUET_NAME}")) if (wh.root / FRIENDS).exists() else []
-    frames = [read_parquet(p) for p in paths if p.exists()]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=FRIENDS_SCHEMA)
+    return wh.read_table(FRIENDS, owner, schema=FRIENDS_SCHEMA)
 
 
 def friend_xuids(wh: Warehouse, owner: int) -> frozenset[int]:
     """The xuids of ``owner``'s declared friends (from the ``friends`` table)."""
     return frozenset(read_friends(wh, owner)["friend_xuid"].to_list())
-
-
-def friends_by_owner(wh: Warehouse) -> Mapping[int, frozenset[int]]:
-    """``{owner: friend xuids}`` of the whole ``friends`` table."""
-    table = read_friends(wh)
-    return {o: frozenset(rows["friend_xuid"].to_list())
-            for (o,), rows in table.partition_by("xuid", as_dict=True).items()}
 
 
 # --------------------------------------------------------------------------------------------------- the CLI

@@ -196,11 +196,7 @@ def write_profiles(wh: Warehouse, xuids: Iterable[int]) -> pl.DataFrame:
 
 def read_profiles(wh: Warehouse, xuid: int | None = None) -> pl.DataFrame:
     """The ``player_profiles`` table (of one player when given); empty with its columns when none is written."""
-    base = wh.root / PLAYER_PROFILES
-    paths = [profiles_path(wh, xuid)] if xuid is not None else \
-        sorted(base.glob(f"player=*/{PARQUET_NAME}")) if base.exists() else []
-    frames = [read_parquet(p) for p in paths if p.exists()]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=tp.PLAYER_PROFILES_SCHEMA)
+    return wh.read_table(PLAYER_PROFILES, xuid, schema=tp.PLAYER_PROFILES_SCHEMA)
 
 
 def latest_profile(wh: Warehouse, xuid: int) -> dict | None:

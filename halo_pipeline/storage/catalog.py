@@ -111,9 +111,7 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
                 "hive_partitioning = true, union_by_name = true, hive_types = {'player': BIGINT})"
                 for glob in globs)
         else:
-            empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
-            con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
-            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid FROM "_empty_{table}"'
+            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid FROM "{_empty_table(con, table, schema)}"'
         con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
         counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     for table in tables.names(layout="reference"):
@@ -125,16 +123,18 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
     return counts
 
 
+def _empty_table(con: duckdb.DuckDBPyConnection, table: str, schema: tables.Schema) -> str:
+    """An empty typed table standing for ``table`` before it has a file; returns its name."""
+    empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
+    con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
+    return f"_empty_{table}"
+
+
 def _global_view(con: duckdb.DuckDBPyConnection, wh: Warehouse, table: str, schema: tables.Schema) -> int:
     """(Re)create the view of a ``global`` table (one file); returns its row count."""
     path = wh.global_path(table)
-    if path.exists():
-        source = f"SELECT * FROM read_parquet({_quote(str(path))})"
-    else:
-        empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
-        con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
-        source = f'SELECT * FROM "_empty_{table}"'
-    con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
+    source = f"read_parquet({_quote(str(path))})" if path.exists() else f'"{_empty_table(con, table, schema)}"'
+    con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {source}')
     return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
 
 
