@@ -27,7 +27,6 @@ import orjson
 import polars as pl
 
 from halo_pipeline.api.client import HaloApiClient
-from halo_pipeline.months import Month
 from halo_pipeline.services.landing import PROFILE_BATCH
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import CAREER_TRACK, PROFILE, PROFILE_PARTS, RawLanding, daily_key
@@ -215,62 +214,62 @@ def owners(wh: Warehouse, table: str) -> list[int]:
     return sorted({int(p.name.split("=", 1)[1]) for base in folders if base.exists() for p in base.glob("player=*")})
 
 
-def _month_files(wh: Warehouse, table: str) -> list[tuple[int, Month, Path]]:
-    return [(owner, month, path) for owner in owners(wh, table)
-            for month, path in sorted(wh.player_files(table, owner).items())]
+def _month_files(wh: Warehouse, table: str) -> list[Path]:
+    return [path for owner in owners(wh, table) for _, path in sorted(wh.player_files(table, owner).items())]
 
 
-def _read_all(jobs: list[tuple[Path, list[str]]]) -> list[pl.DataFrame]:
+def _scan(wh: Warehouse, table: str, columns: list[str], with_path: bool = False) -> pl.LazyFrame:
+    """``columns`` of every partition of ``table`` (live or archived; ``with_path``: plus ``_path``, the file),
+    as one lazy frame: polars scans local files in parallel; object storage is read file by file (whole
+    objects, :data:`READ_THREADS` at a time)."""
+    files = _month_files(wh, table)
+    if not files:
+        return pl.LazyFrame(schema={c: schema(table)[c] for c in columns} | ({"_path": pl.Utf8} if with_path else {}))
+    if not wh.remote:
+        return pl.scan_parquet([str(p) for p in files], hive_partitioning=False, extra_columns="ignore",
+                               missing_columns="insert", include_file_paths="_path" if with_path else None
+                               ).select(*columns, *(["_path"] if with_path else []))
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="players-read") as pool:
-        return list(pool.map(lambda job: read_parquet(job[0], columns=job[1]), jobs))
+        frames = list(pool.map(lambda p: read_parquet(p, columns=columns).with_columns(_path=pl.lit(str(p))), files))
+    return pl.concat(frames, how="vertical_relaxed").lazy().select(*columns, *(["_path"] if with_path else []))
 
 
 def humans_seen(wh: Warehouse) -> pl.DataFrame:
     """``xuid, first_seen, last_seen, matches_seen`` of every human participant of the warehouse (every owner's
-    ``match_participants`` joined with its ``match_facts`` start times; a match shared by owners counts once)."""
-    facts = {(o, m): p for o, m, p in _month_files(wh, "match_facts")}
-    parts = [(o, m, p) for o, m, p in _month_files(wh, "match_participants") if (o, m) in facts]
-    frames = _read_all([(p, ["match_id", "xuid"]) for *_, p in parts])
-    times = _read_all([(facts[(o, m)], ["match_id", "start_time"]) for o, m, _ in parts])
-    empty = pl.DataFrame(schema={"xuid": pl.Int64, "first_seen": tp.UTC_US, "last_seen": tp.UTC_US,
-                                 "matches_seen": pl.Int32})
-    if not frames:
-        return empty
-    seen = pl.concat([f.join(t, on="match_id", how="left") for f, t in zip(frames, times, strict=True)],
-                     how="vertical_relaxed")
-    return seen.drop_nulls("xuid").unique(["match_id", "xuid"]).group_by("xuid").agg(
-        first_seen=pl.col("start_time").min(), last_seen=pl.col("start_time").max(),
-        matches_seen=pl.len().cast(pl.Int32)).select(list(empty.columns))
+    ``match_participants``, the start time of each match from ``match_facts``; a match shared by owners counts
+    once)."""
+    starts = _scan(wh, "match_facts", ["match_id", "start_time"]).unique("match_id")
+    return (_scan(wh, "match_participants", ["match_id", "xuid"]).drop_nulls("xuid").unique(["match_id", "xuid"])
+            .join(starts, on="match_id", how="left").group_by("xuid")
+            .agg(first_seen=pl.col("start_time").min(), last_seen=pl.col("start_time").max(),
+                 matches_seen=pl.len().cast(pl.Int32))
+            .collect())
 
 
 def latest_aliases(wh: Warehouse) -> pl.DataFrame:
     """``xuid, gamertag``: each xuid's gamertag in the newest month of ``xuid_aliases`` naming it (a landed
     profile look-up preferred to a film's name within a month)."""
-    files = _month_files(wh, "xuid_aliases")
-    frames = _read_all([(p, ["xuid", "gamertag", "source"]) for *_, p in files])
-    if not frames:
-        return pl.DataFrame(schema={"xuid": pl.Int64, "gamertag": pl.Utf8})
-    tagged = pl.concat([f.with_columns(_month=pl.lit(str(m))) for (_, m, _), f in zip(files, frames, strict=True)],
-                       how="vertical_relaxed")
-    return tagged.drop_nulls(["xuid", "gamertag"]).sort(
-        ["_month", pl.col("source") == "profile", "gamertag"], descending=[True, True, False]
-    ).unique("xuid", keep="first").select("xuid", "gamertag")
+    month = pl.col("_path").str.extract(r"year=(\d{4})[/\\]month=(\d{2})", 0)
+    return (_scan(wh, "xuid_aliases", ["xuid", "gamertag", "source"], with_path=True)
+            .drop_nulls(["xuid", "gamertag"]).with_columns(_month=month)
+            .sort(["_month", pl.col("source") == "profile", "gamertag"], descending=[True, True, False])
+            .unique("xuid", keep="first").select("xuid", "gamertag").collect())
 
 
 def players_table(wh: Warehouse, registered: Iterable[int], friends: Iterable[int]) -> pl.DataFrame:
     """The ``players`` table (:data:`~halo_pipeline.transforms.people.PLAYERS_SCHEMA`, sorted by xuid): every
     human participant of the warehouse, every registered player and declared friend, with the gamertag of the
     newest profile snapshot (else of :func:`latest_aliases`), the newest profile and first/last seen."""
-    registered, friends = set(registered), set(friends)
+    registered = pl.Series("xuid", sorted({int(x) for x in registered}), pl.Int64)
+    friends = pl.Series("xuid", sorted({int(x) for x in friends}), pl.Int64)
     seen = humans_seen(wh)
     profiles = tp.latest_profiles(read_profiles(wh)).rename({"gamertag": "_profile_gamertag"})
-    xuids = set(seen["xuid"].to_list()) | registered | friends | set(profiles["xuid"].to_list())
-    base = pl.DataFrame({"xuid": sorted(xuids)}, schema={"xuid": pl.Int64})
+    base = pl.concat([seen["xuid"], registered, friends, profiles["xuid"]]).unique().sort().to_frame()
     out = (base.join(latest_aliases(wh), on="xuid", how="left").join(profiles, on="xuid", how="left")
            .join(seen, on="xuid", how="left")
            .with_columns(gamertag=pl.coalesce("_profile_gamertag", "gamertag"),
-                         is_registered=pl.col("xuid").is_in(sorted(registered)),
-                         is_friend=pl.col("xuid").is_in(sorted(friends)),
+                         is_registered=pl.col("xuid").is_in(registered.implode()),
+                         is_friend=pl.col("xuid").is_in(friends.implode()),
                          matches_seen=pl.col("matches_seen").fill_null(0)))
     return out.select([pl.col(c).cast(t) for c, t in tp.PLAYERS_SCHEMA.items()]).sort("xuid")
 
