@@ -403,3 +403,43 @@ def test_readme_lists_the_people_tables_with_their_columns():
         assert row is not None, f"README table of tables: no row for {table}"
         missing = [c for c in columns if c not in row and c not in ("xuid",)]
         assert not missing, (table, missing)
+
+
+def test_concurrent_friends_commands_lose_no_friend(tmp_path):
+    """Two processes declaring friends at once (read, add, write the whole store): every friend is kept."""
+    import multiprocessing
+
+    from halo_pipeline_tests.friends_worker import add_friends
+
+    owner, n = 2533274800000001, 40
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=add_friends, args=(str(tmp_path), owner, 2533274810000000 + k * 100, n,
+                                                          barrier)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert len({f.xuid for f in FriendsStore(tmp_path).read()}) == 2 * n
+
+
+def test_declared_players_sensor_registers_friends_and_requests_the_people_job(tmp_path, monkeypatch):
+    from halo_pipeline.defs.sync.sensors import declared_players_sensor
+
+    world = SyntheticWorld(seed=9, players=2, months=1, matches_per_month=2)
+    owner, friend = world.players
+    players_file = tmp_path / "players.yaml"
+    players_file.write_text(f"players:\n  - gamertag: {owner.gamertag}\n    friends:\n"
+                            f"      - {{gamertag: {friend.gamertag}, nickname: Pal, register: true}}\n")
+    monkeypatch.setenv("HALO_PLAYERS_FILE", str(players_file))
+    with Emulator(synthetic=world) as emulator:
+        instance = dg.DagsterInstance.ephemeral()
+        resources = {"halo_api": HaloApiResource(api_url=emulator.url),
+                     "warehouse": WarehouseResource(data_dir=str(tmp_path / "data"))}
+        ticks = [declared_players_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+                 for _ in range(2)]
+    (added,) = ticks[0].dynamic_partitions_requests
+    assert sorted(added.partition_keys) == sorted([str(owner.xuid), str(friend.xuid)])
+    assert [r.run_key for r in ticks[0].run_requests] == [r.run_key for r in ticks[1].run_requests]  # deduped
+    assert len(ticks[0].run_requests) == 1
