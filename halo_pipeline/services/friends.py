@@ -84,7 +84,8 @@ class FriendsStore:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path.with_name(f".{STORE_NAME}.lock")), timeout=30):
+        lock = FileLock(str(self.path.with_name(f".{STORE_NAME}.lock")), timeout=30)
+        with lock.acquire(poll_interval=0.005):  # a write takes ~1 ms: poll often
             yield
 
     def read(self) -> list[Friend]:
