@@ -136,6 +136,92 @@ def players_remove(xuid: str, purge: bool) -> None:
     click.echo(f"removed {removed}" + (" and purged its warehouse data" if purge else " (data kept)"))
 
 
+@main.group()
+def friends() -> None:
+    """Declare who each registered player (the owner) plays with, with nicknames.
+
+    Friends added here are kept in $HALO_DATA_DIR/friends.json; friends can also be declared in the players
+    file ($HALO_PLAYERS_FILE, default players.yaml: `friends:` under a player entry), which wins when both
+    name one. A friend need not be registered (--register also syncs them)."""
+
+
+def _friends_changed(instance, warehouse, owner: int, rederive: bool) -> None:
+    """Refresh the friends table (and re-derive the owner's months with --rederive), or say how."""
+    from halo_pipeline.runner import refresh_friends
+
+    report = refresh_friends(_defs(), instance, warehouse, owner, rederive)
+    if not report.ok:
+        failed = "; ".join(f"{job} {label} (run {run_id})" for run_id, job, label, ok in report.runs if not ok)
+        raise click.ClickException(f"failed runs: {failed}")
+    if not rederive:
+        click.echo(f"past matches show the change once re-derived: `halo-pipeline friends add|remove … --rederive`, "
+                   f"or `halo-pipeline backfill --player {owner} --from … --to …` (0 API calls)")
+
+
+@friends.command("add")
+@click.argument("owner")
+@click.argument("friend")
+@click.option("--nickname", default=None, help="How the reports name the friend (1-32 printable characters).")
+@click.option("--register", is_flag=True, help="Also register the friend (their matches are synced too).")
+@click.option("--rederive", is_flag=True, help="Re-derive the owner's synced months now (zero API calls).")
+def friends_add(owner: str, friend: str, nickname: str | None, register: bool, rederive: bool) -> None:
+    """Declare FRIEND (xuid or gamertag) a friend of the registered player OWNER (xuid or gamertag); adding a
+    friend again with another --nickname renames them."""
+    from halo_pipeline.instance import add_player, registered
+    from halo_pipeline.services.friends import add_friend
+
+    instance = _instance()
+    halo_api, warehouse = _resources()
+    wh = warehouse.warehouse()
+    players = registered(instance, wh.landing)
+    stored, new = add_friend(wh, players, halo_api.client, owner, friend, nickname)
+    click.echo(f"{'added' if new else 'renamed'} friend {stored.name} ({stored.xuid}) of {stored.owner}")
+    if register and stored.xuid not in {p.xuid for p in players}:
+        player = add_player(instance, wh.landing, halo_api.client, str(stored.xuid))
+        click.echo(f"registered {player.xuid}" + (f" ({player.gamertag})" if player.gamertag else ""))
+    _friends_changed(instance, warehouse, stored.owner, rederive)
+
+
+@friends.command("remove")
+@click.argument("owner")
+@click.argument("friend")
+@click.option("--rederive", is_flag=True, help="Re-derive the owner's synced months now (zero API calls).")
+def friends_remove(owner: str, friend: str, rederive: bool) -> None:
+    """Forget FRIEND (xuid, gamertag or nickname) of OWNER, declared with `friends add`."""
+    from halo_pipeline.instance import registered
+    from halo_pipeline.services.friends import players_file, remove_friend
+
+    instance = _instance()
+    warehouse = _resources()[1]
+    wh = warehouse.warehouse()
+    players = registered(instance, wh.landing)
+    removed = remove_friend(wh, players, owner, friend, players_file())
+    click.echo(f"removed friend {removed.name} ({removed.xuid}) of {removed.owner}")
+    _friends_changed(instance, warehouse, removed.owner,
+                     rederive and removed.owner in {p.xuid for p in players})
+
+
+@friends.command("list")
+@click.argument("owner", required=False)
+def friends_list(owner: str | None) -> None:
+    """List declared friends (of OWNER, an xuid or gamertag, when given): owner, friend xuid, gamertag,
+    nickname, source (players.yaml | cli). Zero API calls."""
+    from halo_pipeline.instance import registered
+    from halo_pipeline.services.friends import find_player, list_friends, players_file
+
+    wh = _resources()[1].warehouse()
+    players = registered(_instance(), wh.landing)
+    wanted = None
+    if owner is not None:
+        found = find_player(players, owner)
+        if found is None:
+            raise InvalidInput(f"player {owner.strip()!r} is not registered")
+        wanted = found.xuid
+    for f in list_friends(wh, players, players_file()):
+        if wanted is None or f.owner == wanted:
+            click.echo(f"{f.owner}\t{f.xuid or '?'}\t{f.gamertag or ''}\t{f.nickname or ''}\t{f.source}")
+
+
 @main.command()
 @click.option("--player", "player_values", multiple=True, help="xuid of a registered player (repeatable).")
 @click.option("--match-type", type=click.Choice(["all", "matchmaking", "custom", "local"]), default="all")

@@ -4,8 +4,9 @@ instance (they show in the UI).
 The plan is the delta sensor's (:mod:`halo_pipeline.services.plan`): per player, the months with matches
 newer than its watermark, as contiguous blocks, each one run of ``sync_job`` (a partition range: the run
 pages the history once, lands only the matches not landed yet and derives every table). ``--full`` runs
-``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Then the
-reference and catalog jobs.
+``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Around them: the
+reference job, the people job's friends and today's profiles before (``match_facts`` read the friends), its
+``players`` table after, then the catalog.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, player_tags, run_requests
+from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, player_tags, run_requests
 from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
 from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
 from halo_pipeline.services.backfill import BackfillPlan
+from halo_pipeline.services.plan import synced_months
 from halo_pipeline.storage.resource import WarehouseResource
 
 #: The console shows warnings and errors only; every event is in the instance (the UI's run page).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: The people assets run before the sync runs (their friends flag match_facts) and after them (players).
+PEOPLE_BEFORE = [dg.AssetKey("friends"), dg.AssetKey("player_profiles")]
+PEOPLE_AFTER = [dg.AssetKey("players")]
 
 
 @dataclass
@@ -84,6 +89,8 @@ def sync_players(
     report = SyncReport()
     ok = execute(defs, "reference_job", instance, report, label="reference")
     log(f"reference data: {'ok' if ok else 'FAILED'}")
+    ok = execute(defs, "people_job", instance, report, label="friends and profiles", asset_selection=PEOPLE_BEFORE)
+    log(f"friends and profiles: {'ok' if ok else 'FAILED'}")
     if full:
         first = Month.parse(since) if since else FIRST_MONTH
         config = {"ops": {"match_history": {"config": {
@@ -105,6 +112,8 @@ def sync_players(
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
     if all_months:
         fill_missing_months(defs, instance, warehouse, players, report, log)
+    ok = execute(defs, "people_job", instance, report, label="players", asset_selection=PEOPLE_AFTER)
+    log(f"players: {'ok' if ok else 'FAILED'}")
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report
@@ -136,5 +145,20 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: Backf
     selection = [dg.AssetKey(a) for a in plan.assets] if plan.assets else None
     execute(defs, plan.job, instance, report, tags, _label(tags), run_config=run_config, asset_selection=selection,
             warehouse=warehouse)
+    execute(defs, "catalog_job", instance, report, label="catalog")
+    return report
+
+
+def refresh_friends(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                    owner: int | None = None, rederive: bool = False) -> SyncReport:
+    """After the friends changed: the ``friends`` table; with ``rederive``, every synced month of ``owner``
+    re-derived from raw landing (one ``rederive_job`` run per block of contiguous months, zero API calls: the
+    ``with_friends`` flags of past matches and sessions follow); then the catalog."""
+    report = SyncReport()
+    execute(defs, "people_job", instance, report, label="friends", asset_selection=[dg.AssetKey("friends")])
+    if rederive and owner is not None and report.ok:
+        for first, last in month_blocks(synced_months(warehouse.warehouse(), owner)):
+            tags = partition_range_tags(owner, first, last) | {PLAYER_TAG: str(owner)}
+            execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
     execute(defs, "catalog_job", instance, report, label="catalog")
     return report

@@ -160,3 +160,19 @@ class HaloApiClient:
     async def users_by_xuid(self, xuids: Iterable[int]) -> list[dict]:
         """``[{"xuid", "gamertag", …}]`` from profile ``/users?xuids=…``."""
         return orjson.loads(await (await self.spnkr.profile.get_users_by_id(list(xuids))).read())
+
+    async def player_customization(self, xuid: int) -> bytes:
+        """Body of economy ``GET /hi/players/xuid({xuid})/customization?view=public`` (spnkr's
+        ``PlayerCustomization``: ``Appearance.ServiceTag``, ``.Emblem.EmblemPath``, ``.BackdropImagePath``…); 404
+        for an unknown player."""
+        return await (await self.spnkr.economy.get_player_customization(xuid, "public")).read()
+
+    async def player_career_rank(self, xuid: int) -> bytes:
+        """Body of economy ``GET /hi/players/xuid({xuid})/rewardtracks/careerranks/careerrank1`` (spnkr's
+        ``PlayerCareerRank``: ``CurrentProgress.Rank``, ``.PartialProgress``, ``.HasReachedMaxRank``)."""
+        return await (await self.spnkr.economy.get_player_career_rank(xuid)).read()
+
+    async def career_reward_track(self) -> bytes:
+        """Body of gamecms-hacs ``GET /hi/Progression/file/RewardTracks/CareerRanks/careerRank1.json`` (spnkr's
+        ``CareerRewardTrack``: ``Ranks[]`` with titles, tier types and the XP each rank takes)."""
+        return await (await self.spnkr.gamecms_hacs.get_career_reward_track()).read()

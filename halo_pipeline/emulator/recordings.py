@@ -11,8 +11,13 @@ What is recognised, by content rather than by file name (every ``*.json`` under 
 * medal metadata: an object with ``medals`` and ``sprites``.
 * skill: ``skill/<match_id>.json`` (a ``{"Value": [...]}`` body). ``responses/get_match_skill.json`` has no
   match id, so it is never served: skill of a recorded match is 404 unless the directory holds its body.
-* users: ``users.json`` at the top (a list of ``{"xuid", "gamertag"}``). The anonymised
-  ``get_users.json``/``get_user.json`` samples are not directory entries.
+* users: ``users.json`` at the top (a list of ``{"xuid", "gamertag"}``), and the ``Gamertag`` setting of each
+  ``profileUsers`` entry of an Xbox profile-settings body (``responses/get_profiles.json``: the recording owner's
+  real gamertag); ``users.json`` wins. The anonymised ``get_users.json``/``get_user.json`` samples (xuid
+  1234567890123456, gamertag "GAMERTAG") are not directory entries.
+* profiles: ``customization/<xuid>.json`` and ``career_rank/<xuid>.json`` (economy bodies), and a career reward
+  track body (an object with ``TrackId`` and ``Ranks``). ``../shared/halo_api`` holds none: its players'
+  customization and career rank are 404.
 
 Film: ``film/NN_<match_id>.gzip`` is the highlight-events chunk of that match at film major version NN;
 ``film/highlight_events.gzip`` belongs to the match of the ``match_stats.json`` beside it and takes its
@@ -49,6 +54,7 @@ class InvalidRecording(InvalidInput):
 _FILM_CHUNK_RE = re.compile(r"^(\d+)_([0-9a-fA-F-]{36})\.gzip$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
 _PAIRED_CHUNK = "highlight_events.gzip"
+_ECONOMY = ("customization", "career_rank")
 _PAIRED_STATS = "match_stats.json"
 
 
@@ -91,6 +97,8 @@ class RecordingStore:
         self._skill: dict[str, Path] = {}
         self._film: dict[str, _FilmChunk] = {}
         self._users: dict[int, str] = {}
+        self._economy: dict[tuple[str, int], Path] = {}
+        self._career_track: Path | None = None
 
     @classmethod
     def from_directory(cls, path: str | Path) -> RecordingStore:
@@ -122,6 +130,9 @@ class RecordingStore:
         if rel.parts[0] == "skill" and _UUID_RE.match(file.stem):
             self._skill[file.stem.lower()] = file
             return
+        if rel.parts[0] in _ECONOMY and len(rel.parts) == 2 and file.stem.isdigit():
+            self._economy[(rel.parts[0], int(file.stem))] = file
+            return
         try:
             body = json.loads(file.read_bytes())
         except (ValueError, OSError) as exc:
@@ -144,6 +155,13 @@ class RecordingStore:
                         self._history.setdefault(xuid, []).append(item)
         elif {"medals", "sprites"} <= body.keys():
             self._medals = self._medals or file
+        elif {"TrackId", "Ranks"} <= body.keys():
+            self._career_track = self._career_track or file
+        elif isinstance(body.get("profileUsers"), list):
+            for entry in body["profileUsers"]:
+                settings = {s.get("id"): s.get("value") for s in entry.get("settings") or () if isinstance(s, dict)}
+                if str(entry.get("id", "")).isdigit() and settings.get("Gamertag"):
+                    self._users.setdefault(int(entry["id"]), str(settings["Gamertag"]))
         elif (kind := ugc_kind(body)) is not None:
             key = (kind, str(body["AssetId"]).lower(), str(body["VersionId"]).lower())
             self._ugc.setdefault(key, file)
@@ -233,6 +251,20 @@ class RecordingStore:
         return chunk.path.read_bytes()
 
     def user(self, xuid: int) -> dict[str, Any] | None:
-        """A user listed in ``users.json``."""
+        """A user listed in ``users.json`` or a profile-settings body."""
         gamertag = self._users.get(xuid)
         return user_body(xuid, gamertag) if gamertag is not None else None
+
+    def customization(self, xuid: int) -> dict[str, Any] | None:
+        """A recorded ``customization/<xuid>.json``."""
+        path = self._economy.get(("customization", xuid))
+        return json.loads(path.read_bytes()) if path else None
+
+    def career_rank(self, xuid: int) -> dict[str, Any] | None:
+        """A recorded ``career_rank/<xuid>.json``."""
+        path = self._economy.get(("career_rank", xuid))
+        return json.loads(path.read_bytes()) if path else None
+
+    def career_track(self) -> dict[str, Any] | None:
+        """A recorded career reward track body."""
+        return json.loads(self._career_track.read_bytes()) if self._career_track else None

@@ -103,6 +103,15 @@ class CombinedSource:
     def user(self, xuid: int) -> dict[str, Any] | None:
         return self._first("user", xuid)
 
+    def customization(self, xuid: int) -> dict[str, Any] | None:
+        return self._first("customization", xuid)
+
+    def career_rank(self, xuid: int) -> dict[str, Any] | None:
+        return self._first("career_rank", xuid)
+
+    def career_track(self) -> dict[str, Any] | None:
+        return self._first("career_track")
+
 
 class _Traffic:
     """Counters and per-service token buckets; shared between the server thread and callers."""
@@ -301,6 +310,23 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
         body = source.user(xuid) if xuid is not None else None
         return _json(body) if body is not None else _not_found(f"user {text}")
 
+    def economy_handler(method: str):
+        async def handler(request: web.Request) -> web.Response:
+            player = request.match_info["player"]
+            xuid = parse_xuid_text(player)
+            if xuid is None:
+                raise BadRequest(f"player must be xuid(…), got {player!r}")
+            if method == "career_rank" and request.match_info["track"].lower() != "careerrank1":
+                return _not_found(f"career track {request.match_info['track']}")
+            body = getattr(source, method)(xuid)
+            return _json(body) if body is not None else _not_found(f"{method} of {player}")
+
+        return handler
+
+    async def career_track(request: web.Request) -> web.Response:
+        body = source.career_track()
+        return _json(body) if body is not None else _not_found("career track")
+
     async def stats(request: web.Request) -> web.Response:
         return _json(traffic.snapshot() | {"faults": injector.snapshot()["injected"]})
 
@@ -320,6 +346,11 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
         web.get("/blobs-infiniteugc/ugcstorage/film/{asset_id}/{match_id}/{name}", film_chunk, name="film_chunk"),
         web.get("/profile/users", users, name="users"),
         web.get("/profile/users/{user}", user, name="user"),
+        web.get("/economy/hi/players/{player}/customization", economy_handler("customization"), name="customization"),
+        web.get("/economy/hi/players/{player}/rewardtracks/careerranks/{track}", economy_handler("career_rank"),
+                name="career_rank"),
+        web.get("/gamecms-hacs/hi/Progression/file/RewardTracks/CareerRanks/careerRank1.json", career_track,
+                name="career_track"),
         web.get("/_emulator/stats", stats, name="emulator_stats"),
         web.post("/_emulator/reset", reset, name="emulator_reset"),
     ]

@@ -22,6 +22,7 @@ import polars as pl
 
 from halo_pipeline.months import Month
 from halo_pipeline.services.landing import UGC_KINDS, landed_ugc_name
+from halo_pipeline.services.people_report import people_sections
 from halo_pipeline.services.report import player_report_html, write_report
 from halo_pipeline.storage.files import read_parquet
 from halo_pipeline.storage.warehouse import Warehouse
@@ -123,5 +124,7 @@ def write_player_report(wh: Warehouse, xuid: int) -> Path:
     aliases = wh.player_table("xuid_aliases", xuid, {"xuid": pl.Int64, "gamertag": pl.Utf8})
     tags = aliases.filter(pl.col("xuid") == xuid)["gamertag"].to_list()
     r = player_rollups(wh, xuid)
-    doc = player_report_html(xuid, tags[0] if tags else None, r["scores"], r["maps"], r["categories"], r["sessions"])
+    profile, sections = people_sections(wh, xuid)
+    doc = player_report_html(xuid, tags[0] if tags else None, r["scores"], r["maps"], r["categories"], r["sessions"],
+                             profile, sections)
     return write_report(report_path(wh, xuid), doc)

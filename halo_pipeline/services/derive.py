@@ -27,6 +27,7 @@ import orjson
 import polars as pl
 
 from halo_pipeline.services import parallel
+from halo_pipeline.services.friends import friend_xuids
 from halo_pipeline.services.history import month_history
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import PROFILE
@@ -85,22 +86,32 @@ def _combine(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
     return frames
 
 
-def derive_partition(wh: Warehouse, xuid: int, month: str, tables: Iterable[str] = STATS_TABLES
-                     ) -> dict[str, pl.DataFrame]:
+def people_of(wh: Warehouse, owner: int, registered: Iterable[int] = ()) -> tuple[frozenset[int], frozenset[int]]:
+    """``(friends, known players)`` of ``owner`` for ``match_facts``: the owner's declared friends (the
+    ``friends`` table), and those plus every other ``registered`` player."""
+    friends = friend_xuids(wh, owner)
+    return friends, (friends | frozenset(int(x) for x in registered)) - {owner}
+
+
+def derive_partition(wh: Warehouse, xuid: int, month: str, tables: Iterable[str] = STATS_TABLES,
+                     registered: Iterable[int] = ()) -> dict[str, pl.DataFrame]:
     """``{table: frame}`` of ``tables`` (some of :data:`STATS_TABLES`) for one partition's landed bodies, in this
-    process, parsing :data:`CHUNK` bodies at a time.
+    process, parsing :data:`CHUNK` bodies at a time (``registered``: see :func:`people_of`).
 
     Raises:
         FileNotFoundError: ``raw_matches`` was never materialized for this partition.
     """
     names = list(tables)
     ids = landed_match_ids(wh, xuid, month)
-    return _combine([parallel.derive_stats(wh.landing, xuid, chunk, names) for chunk in _chunks(ids)])
+    people = people_of(wh, xuid, registered)
+    return _combine([parallel.derive_stats(wh.landing, xuid, chunk, names, *people) for chunk in _chunks(ids)])
 
 
-def derive_stats_tables(wh: Warehouse, partitions: Iterable[tuple[int, str]], tables: Iterable[str] = STATS_TABLES
-                        ) -> Iterator[tuple[int, str, dict[str, pl.DataFrame]]]:
-    """``(xuid, month, {table: frame})`` for each partition, in order, every table from one parse of each body.
+def derive_stats_tables(wh: Warehouse, partitions: Iterable[tuple[int, str]], tables: Iterable[str] = STATS_TABLES,
+                        registered: Iterable[int] = ()) -> Iterator[tuple[int, str, dict[str, pl.DataFrame]]]:
+    """``(xuid, month, {table: frame})`` for each partition, in order, every table from one parse of each body
+    (``match_facts`` with who played with the owner: see :func:`people_of`; ``registered``: the registered
+    players).
 
     When the partitions hold at least :data:`POOL_MIN_MATCHES` landed matches, every partition is submitted to
     the process pool first (:data:`CHUNK` matches per task) and collected in order; a worker that dies
@@ -111,21 +122,25 @@ def derive_stats_tables(wh: Warehouse, partitions: Iterable[tuple[int, str]], ta
     """
     names = sorted(set(tables) & set(STATS_TABLES))
     partitions = list(partitions)
+    registered = frozenset(int(x) for x in registered)
+    people = {x: people_of(wh, x, registered) for x in dict.fromkeys(x for x, _ in partitions)}
     landed = {(x, m): landed_match_ids(wh, x, m) for x, m in partitions}
     if sum(len(ids) for ids in landed.values()) < POOL_MIN_MATCHES:
         for xuid, month in partitions:
             chunks = _chunks(landed[(xuid, month)])
-            yield xuid, month, _combine([parallel.derive_stats(wh.landing, xuid, c, names) for c in chunks])
+            yield xuid, month, _combine([parallel.derive_stats(wh.landing, xuid, c, names, *people[xuid])
+                                         for c in chunks])
         return
     tasks: dict[tuple[int, str], list[Future]] = {
-        (x, m): [parallel.submit(parallel.derive_stats, wh.landing, x, chunk, names) for chunk in _chunks(ids)]
+        (x, m): [parallel.submit(parallel.derive_stats, wh.landing, x, chunk, names, *people[x])
+                 for chunk in _chunks(ids)]
         for (x, m), ids in landed.items()}
     try:
         for xuid, month in partitions:
             try:
                 frames = _combine([task.result() for task in tasks.pop((xuid, month))])
             except BrokenProcessPool:  # this partition again, here (the next submit starts a new pool)
-                frames = derive_partition(wh, xuid, month, names)
+                frames = derive_partition(wh, xuid, month, names, registered)
             yield xuid, month, frames
     finally:
         for futures in tasks.values():  # the caller stopped early (an error): drop the rest

@@ -6,6 +6,7 @@ Built with plotly (one self-contained HTML file; plotly.js is embedded so the fi
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -21,8 +22,10 @@ def _bar(df: pl.DataFrame, label: str, title: str) -> go.Figure:
 
 
 def player_report_html(xuid: int, gamertag: str | None, scores: pl.DataFrame, maps: pl.DataFrame,
-                       categories: pl.DataFrame, sessions: pl.DataFrame) -> str:
-    """The report of one player as an HTML document.
+                       categories: pl.DataFrame, sessions: pl.DataFrame, profile: str = "",
+                       sections: Sequence[str] = ()) -> str:
+    """The report of one player as an HTML document (``profile``: an HTML paragraph under the title;
+    ``sections``: HTML appended after the charts).
 
     Args:
         scores: ``performance_scores`` rows (start_time, performance_score) of the player, all months.
@@ -48,8 +51,8 @@ def player_report_html(xuid: int, gamertag: str | None, scores: pl.DataFrame, ma
              for i, f in enumerate(figures)]
     title = html.escape(f"{gamertag or xuid} — Halo Infinite report")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-            f"<h1>{title}</h1><p>xuid {xuid}: {scores.height} matches, {sessions.height} sessions.</p>"
-            + "".join(parts) + "</body></html>")
+            f"<h1>{title}</h1>{profile}<p>xuid {xuid}: {scores.height} matches, {sessions.height} sessions.</p>"
+            + "".join(parts) + "".join(sections) + "</body></html>")
 
 
 def write_report(path: Path, document: str) -> Path:

@@ -157,6 +157,10 @@ class Warehouse:
             return pl.DataFrame(schema=dict(schema))
         return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
 
+    def global_path(self, table: str) -> Path:
+        """The one file of a ``global`` table (not per player): ``warehouse/<table>/data.parquet``."""
+        return self.root / table / PARQUET_NAME
+
     def reference_path(self, table: str) -> Path:
         return self.root / REFERENCE / f"{table}.parquet"
 
