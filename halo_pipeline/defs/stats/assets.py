@@ -106,12 +106,12 @@ def _derived_asset(name: str, derive_one: Callable[[Warehouse, int, str], pl.Dat
 
 highlight_events = _derived_asset(
     "highlight_events",
-    lambda wh, xuid, month: derive.decode_highlight_events(wh, derive.landed_match_ids(wh, xuid, month),
-                                                           warn=dg.get_dagster_logger().warning),
+    lambda wh, xuid, month: derive.partition_highlight_events(wh, xuid, month, warn=dg.get_dagster_logger().warning),
     "Highlight events of each match's theater film (the last film chunk, landed): match_id, xuid, "
     "gamertag, event_type (kill | death | medal | mode), time_ms (Int32, ms since match start), "
     "medal_value, medal_name — decoded as spnkr's film reader does (film_decoder, ~20× faster), in a process "
-    "pool for many chunks. Zero API calls.",
+    "pool for many chunks; source `api`. A match imported from LevelUp whose film was never landed (expired) "
+    "keeps LevelUp's events (source `levelup`). Zero API calls.",
     deps=["raw_matches"],
 )
 xuid_aliases = _derived_asset(
