@@ -9,6 +9,11 @@ Behaviour shared by every API route:
 * ``rate_limit`` R → a token bucket per service (capacity ``max(1, R)``, refilled at R tokens/s): a request
   finding no token is answered 429 with ``Retry-After`` (whole seconds, ≥ 1) and does not consume a token;
 * unknown ids → 404, bad parameters → 400;
+* images (:mod:`halo_pipeline.emulator.images`): the medal sprite sheets the medal metadata names
+  (``/hi/Waypoint/file/{path}``), the career rank track and its icons (``/hi/images/file/{path}``), and the UGC
+  files a UGC body lists (``…/ugcstorage/<kind>/<asset>/<version>/images/….png``) are PNGs the emulator makes;
+* a player is named by ``xuid(…)`` or by gamertag (``/hi/players/{gamertag}/matches``, ``/users/gt(…)``), as
+  the real API takes both;
 * ``faults`` (a spec, see :mod:`halo_pipeline.emulator.faults`): 429 bursts, token expiry (401), 5xx, hangs,
   truncated or malformed bodies, unknown enum values, unreadable film chunks, expired matches (404) — in that
   order after the authentication and rate-limit checks. :meth:`Emulator.set_faults` swaps them at run time.
