@@ -116,7 +116,9 @@ def career_track() -> dict[str, Any]:
             "TierType": tier or ("Hero" if title == "Hero" else "Bronze"),
             "RankGrade": grade,
         })
-    return {"TrackId": "CareerRank1", "Ranks": ranks}
+    return {"TrackId": "CareerRank1", "Ranks": ranks, "Name": _text("Career Rank"),
+            "Description": _text("Synthetic career rank track of the emulator."), "OperationNumber": 0,
+            "DateRange": _text(""), "IsRitual": False, "SummaryImagePath": "", "WeekNumber": None, "XpPerRank": 0}
 
 
 @functools.cache
