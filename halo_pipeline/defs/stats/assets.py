@@ -18,7 +18,9 @@ STATS_GROUP = "stats"
 #: Threads writing one step's partition files (Parquet encoding releases the GIL, so writing overlaps deriving).
 WRITER_THREADS = 4
 
-_SOURCE = "Source: raw landing of halostats `GET /hi/matches/{id}/stats` (zero API calls)."
+_RAW = "Source: raw landing of halostats `GET /hi/matches/{id}/stats` (zero API calls)."
+_SOURCE = _RAW + (" Column `source`: `api`, or `levelup` for a match imported from LevelUp whose API body is not "
+                  "landed (`halo-pipeline import levelup`; the API's rows replace them once it is).")
 _DESCRIPTIONS = {
     "match_facts": (
         "The owner's row of each match of the partition: when, where (playlist, map, map-mode pair, game "
@@ -32,7 +34,7 @@ _DESCRIPTIONS = {
         "personal_score, damage, time played (s) — totals over each player's team entries. " + _SOURCE),
     "team_stats": (
         "One row per team of each match of the partition: team_id, outcome, rank, score, kills, deaths, "
-        "assists, personal_score (the API's `Teams[]`). " + _SOURCE),
+        "assists, personal_score (the API's `Teams[]`). " + _RAW),
     "medals": (
         "Medals earned by every player of each match of the partition: match_id, player_id, xuid, name_id "
         "(Int64, join `medal_definitions`), count (Int16), total_personal_score (Int32). " + _SOURCE),
