@@ -271,6 +271,7 @@ def import_levelup(levelup_dir, player_value, dry_run) -> None:
     warehouse/shared_matches.duckdb): register each player, keep every match as a legacy source
     (raw/levelup/) and derive its rows where the API has nothing (source 'levelup'). A second import changes
     nothing. Replaces LevelUp's merge_databases.py / migrate_to_parquet.py for moving a history in."""
+    from halo_pipeline.instance import ensure_registered
     from halo_pipeline.runner import SyncReport, rederive
     from halo_pipeline.services.levelup import find_players, import_player, select_player
     from halo_pipeline.services.players import resolve
@@ -286,8 +287,6 @@ def import_levelup(levelup_dir, player_value, dry_run) -> None:
         click.echo("dry run: nothing written")
         return
     instance = _instance()
-    from halo_pipeline.instance import ensure_registered
-
     added = ensure_registered(instance, [r.player.xuid for r in results])
     for xuid in added:
         click.echo(f"registered {xuid}")

@@ -71,11 +71,15 @@ def test_merge_of_disjoint_players_equals_one_warehouse_that_synced_both(tmp_pat
         sync(both, [x, y], monkeypatch)
         assert Warehouse(a).read_table("match_facts").height < Warehouse(both).read_table("match_facts").height
 
-        # Merge b into a with the CLI, on a's persistent instance: zero API calls.
+        # A merge killed after copying the landing, before its runs; then the CLI merge on a's persistent instance,
+        # which finds nothing new to copy but the partitions not derived yet: zero API calls.
+        copied = merge_warehouse(Warehouse(a), Warehouse(b))
+        assert copied.added[STATS] and copied.touched[y]
         monkeypatch.setenv("HALO_DATA_DIR", str(a))
         monkeypatch.setenv("DAGSTER_HOME", str(a / "dagster_home"))
         emulator.reset_counts()
         result = CliRunner().invoke(main, ["merge", str(b)], catch_exceptions=False)
+        assert "0 added, 0 replaced" in result.output and f"re-derive {y}" in result.output
         assert result.exit_code == 0, result.output
         assert sum(emulator.counts()["requests"].values()) == 0
     assert "conflicts" not in result.output  # the matches both played were landed with the same bytes

@@ -128,11 +128,16 @@ def played_ugc(wh: Warehouse) -> list[tuple[str, str, str]]:
     """``(kind, asset id, version id)`` of every map, map-mode pair, playlist and game variant version in any
     player's ``match_facts``."""
     columns = [c for pair in UGC_IMAGE_KINDS.values() for c in pair]
+    paths = wh.partition_files("match_facts")
+    if not paths:
+        return []
+    if wh.remote:
+        facts = pl.concat([read_parquet(p, columns=columns).unique() for p in paths])
+    else:  # one multi-threaded scan: a warehouse has thousands of partition files
+        facts = pl.scan_parquet(paths).select(columns).unique().collect()
     refs: set[tuple[str, str, str]] = set()
-    for path in wh.partition_files("match_facts"):
-        facts = read_parquet(path, columns=columns)
-        for kind, (asset, version) in UGC_IMAGE_KINDS.items():
-            refs |= {(kind, a, v) for a, v in facts.select(asset, version).unique().iter_rows() if a and v}
+    for kind, (asset, version) in UGC_IMAGE_KINDS.items():
+        refs |= {(kind, a, v) for a, v in facts.select(asset, version).unique().iter_rows() if a and v}
     return sorted(refs)
 
 

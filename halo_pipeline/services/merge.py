@@ -258,10 +258,21 @@ def merge_warehouse(ours: Warehouse, theirs: Warehouse, dry_run: bool = False) -
     report.players |= set(theirs.legacy.players())
     for xuid, month in report.legacy_months:
         report.touched.setdefault(xuid, set()).add(month)
-    if report.changed_matches:  # our partitions listing a match whose body changed
-        for path in ours.partition_files("raw_matches"):
-            ids = set(read_parquet(path, columns=["match_id"])["match_id"].to_list())
-            if ids & report.changed_matches:
-                xuid = int(path.relative_to(ours.root / "raw_matches").parts[0].split("=", 1)[1])
-                report.touched.setdefault(xuid, set()).add(month_of_path(path))
+    for path in ours.partition_files("raw_matches"):
+        xuid = int(path.relative_to(ours.root / "raw_matches").parts[0].split("=", 1)[1])
+        month = month_of_path(path)
+        index = read_parquet(path, columns=["match_id", "stats_status"])
+        # A partition listing a match whose body changed, or one not derived yet (a merge interrupted before its
+        # re-derivation: the next merge finds nothing new to copy, and must still derive).
+        if (set(index["match_id"].to_list()) & report.changed_matches
+                or (xuid in report.players and not _derived(ours, xuid, month, index))):
+            report.touched.setdefault(xuid, set()).add(month)
     return report
+
+
+def _derived(wh: Warehouse, xuid: int, month: Month, index: pl.DataFrame) -> bool:
+    """Whether every match of the partition whose stats body is landed has its match_facts row."""
+    landed = set(index.filter(pl.col("stats_status") == "landed")["match_id"].to_list())
+    path = wh.partition_path("match_facts", xuid, month)
+    facts = set(read_parquet(path, columns=["match_id"])["match_id"].to_list()) if path.exists() else set()
+    return path.exists() and landed <= facts
