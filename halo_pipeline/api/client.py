@@ -168,8 +168,10 @@ class HaloApiClient:
         return await (await fetch(asset_id, version_id)).read()
 
     async def download(self, url: str) -> Download:
-        """GET a file of a Halo Waypoint host (``https://*.halowaypoint.com/…``: a medal sprite sheet, a UGC image
-        at ``Files.Prefix`` + a relative path, a career rank icon) with the API's limits and retries.
+        """GET a file of a Halo Waypoint host (``https://*.halowaypoint.com/…``) with the API's limits and retries:
+        a medal sprite sheet (:data:`WAYPOINT_FILES` + ``sprites.<size>.path``), a UGC image (``Files.Prefix`` + a
+        relative path, blob host), a career rank icon (:data:`GAMECMS_IMAGES` + its path). The redirect middleware
+        sends these hosts to the emulator like every API host.
 
         Raises:
             ValueError: ``url`` is not an https URL of a ``*.halowaypoint.com`` host (URLs come from API bodies:
@@ -183,20 +185,10 @@ class HaloApiClient:
         response.raise_for_status()
         return Download(await response.read(), response.content_type)
 
-    async def medal_sheet(self, relative_path: str) -> Download:
-        """A medal sprite sheet named by the medal metadata (``sprites.<size>.path``, e.g.
-        ``medals/images/medal_sheet_sm.png``): gamecms-hacs ``/hi/Waypoint/file/{path}``."""
-        return await self.download(WAYPOINT_FILES + relative_path.lstrip("/"))
-
     async def career_reward_track(self) -> bytes:
         """Body of gamecms-hacs ``/hi/Progression/file/RewardTracks/CareerRanks/careerRank1.json`` (the career
         ranks, each with its icon paths)."""
         return await (await self.spnkr.gamecms_hacs.get_career_reward_track()).read()
-
-    async def gamecms_image(self, relative_path: str) -> Download:
-        """An image of gamecms-hacs ``/hi/images/file/{path}`` (e.g. a career rank icon
-        ``career_rank/ProgressWidget/…png``)."""
-        return await self.download(GAMECMS_IMAGES + relative_path.lstrip("/"))
 
     async def user_by_gamertag(self, gamertag: str) -> dict:
         """``{"xuid", "gamertag", …}`` from profile ``/users/gt({gamertag})``; 404 when unknown."""

@@ -226,6 +226,8 @@ def derive_aliases(wh: Warehouse, owner: int, month: str) -> pl.DataFrame:
     (source ``film``), from landed profile look-ups of its human participants (source ``profile``) and from the
     LevelUp rows kept in it (source ``levelup``: its highlight events, the store's owner and participants)."""
     events = wh.read_partition("highlight_events", owner, month, schema("highlight_events"))
+    if "source" not in events.columns:  # written before the column existed: every event was decoded
+        events = events.with_columns(source=pl.lit(API))
     participants = wh.read_partition("match_participants", owner, month, schema("match_participants"))
     humans = sorted({x for x in participants["xuid"].to_list() if x is not None} | {owner})
     from_levelup = pl.col("source") == LEVELUP

@@ -34,7 +34,7 @@ from halo_pipeline.ids import InvalidInput
 from halo_pipeline.months import Month
 from halo_pipeline.services.images import ASSETS, complete_image
 from halo_pipeline.services.landing import UGC_LANDING, IncompleteBody, _check_film_chunk, _checked_json
-from halo_pipeline.storage.files import read_parquet, write_bytes_atomic
+from halo_pipeline.storage.files import is_remote, read_parquet, write_bytes_atomic
 from halo_pipeline.storage.landing import FILM, PROFILE, SKILL, STATS
 from halo_pipeline.storage.legacy import LEGACY, PLAYER_FILE
 from halo_pipeline.storage.warehouse import Warehouse, month_of_path
@@ -107,10 +107,12 @@ def _check(kind: str, path: Path) -> None:
 
 
 def _copy(source: Path, target: Path) -> None:
-    """Copy bytes and modification time (the landing time decides later conflicts)."""
+    """Copy bytes and, locally, the modification time (the landing time decides later conflicts; an object store
+    sets its own)."""
     write_bytes_atomic(target, source.read_bytes())
-    stat = source.stat()
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    if not is_remote(target):
+        stat = source.stat()
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _marker_of(kind: str, body: Path) -> Path:
@@ -245,7 +247,7 @@ def merge_warehouse(ours: Warehouse, theirs: Warehouse, dry_run: bool = False) -
     """
     if not (theirs.data_dir / "raw").is_dir():
         raise InvalidInput(f"{theirs.data_dir}: not a halo-pipeline data dir (no raw/ folder)")
-    if Path(theirs.data_dir).resolve() == Path(ours.data_dir).resolve():
+    if not ours.remote and Path(theirs.data_dir).resolve() == Path(ours.data_dir).resolve():
         raise InvalidInput(f"{theirs.data_dir} is this warehouse's own data dir")
     merger = _Merger(ours, theirs, dry_run)
     kinds = sorted(p.name for p in merger.their_raw.iterdir() if p.is_dir() and p.name not in SKIPPED)
