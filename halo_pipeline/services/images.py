@@ -80,22 +80,27 @@ class AssetLanding:
         return self.root.joinpath(service, *parts)
 
     def get(self, url: str) -> bytes | None:
+        """The landed bytes of ``url``, or ``None``."""
         path = self.path(url)
         return path.read_bytes() if path.exists() else None
 
     def put(self, url: str, data: bytes) -> Path:
+        """Land ``data`` as downloaded from ``url`` (atomic)."""
         return write_bytes_atomic(self.path(url), data)
 
     def absent_status(self, url: str) -> int | None:
+        """The status :meth:`mark_absent` recorded for ``url`` (404), or ``None``."""
         marker = self.path(url).with_name(self.path(url).name + ABSENT)
         return int(marker.read_text()) if marker.exists() else None
 
     def mark_absent(self, url: str, status: int) -> Path:
+        """Remember that ``url`` answered ``status`` (a 404): not asked again."""
         path = self.path(url)
         return write_bytes_atomic(path.with_name(path.name + ABSENT), str(status).encode())
 
 
 def asset_landing(wh: Warehouse) -> AssetLanding:
+    """The images' landing of ``wh``: ``<data_dir>/raw/assets``."""
     return AssetLanding(wh.data_dir / "raw" / ASSETS)
 
 

@@ -268,6 +268,8 @@ class PlayerImport:
     disagreements: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=tl.DISAGREEMENTS_SCHEMA))
 
     def describe(self, dry_run: bool) -> list[str]:
+        """The lines ``halo-pipeline import levelup`` prints for the player: counts, months, unknown award names,
+        the disagreements with the API per table and column."""
         p = self.player
         verb = "would write" if dry_run else "written"
         lines = [f"player {p.xuid} ({p.gamertag or 'gamertag unknown'}), {p.layout}: {sum(self.months.values())} "
