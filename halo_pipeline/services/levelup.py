@@ -213,42 +213,57 @@ def _by_match(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def _read(path: Path, tables: tuple[str, ...], match_ids: list[str], xuid: int | None = None
-          ) -> dict[str, dict[str, list[dict]]]:
-    """``{table: {match_id: rows}}`` of ``tables`` (those the store has) for ``match_ids``; ``xuid``: only the
-    rows of that player for tables with an ``xuid`` column among :data:`OWN_TABLES`."""
-    with _connect(path) as con:
-        present = _tables(con)
+#: Matches whose rows are read in one query per table (memory is bounded by this many matches' rows).
+BATCH = 512
+
+
+class _Store:
+    """An open LevelUp store: its tables and their columns, read once."""
+
+    def __init__(self, path: Path) -> None:
+        self.con = _connect(path)
+        self.columns: dict[str, set[str]] = {}
+        for table, column in self.con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns").fetchall():
+            self.columns.setdefault(table, set()).add(column)
+
+    def read(self, tables: tuple[str, ...], match_ids: list[str], xuid: int | None = None
+             ) -> dict[str, dict[str, list[dict]]]:
+        """``{table: {match_id: rows}}`` of ``tables`` (those the store has) for ``match_ids``; ``xuid``: only the
+        rows of that player for :data:`OWN_TABLES` with an ``xuid`` column."""
         out = {}
         for table in tables:
-            if table not in present:
+            if table not in self.columns:
                 continue
             sql = f'SELECT * FROM "{table}" WHERE list_contains(?, match_id)'
             params: list = [match_ids]
-            columns = {r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
-            if xuid is not None and table in OWN_TABLES and "xuid" in columns:
+            if xuid is not None and table in OWN_TABLES and "xuid" in self.columns[table]:
                 sql += " AND xuid = ?"
                 params.append(str(xuid))
-            out[table] = _by_match(_rows(con, sql, params))
+            out[table] = _by_match(_rows(self.con, sql, params))
         return out
 
 
 def documents(player: LevelUpPlayer, match_ids: list[str]) -> Iterator[dict]:
-    """The legacy document of each of ``match_ids`` (matches of ``player``), in that order."""
-    rows: dict[str, dict[str, list[dict]]] = {}
-    if player.store is not None:
-        rows = _read(player.store, PLAYER_TABLES, match_ids, player.xuid)
-    if player.shared is not None:
-        for table, by_match in _read(player.shared, SHARED_TABLES, match_ids).items():
-            merged = rows.setdefault(table, {})
-            for match_id, match_rows in by_match.items():
-                merged[match_id] = match_rows  # the shared file has every player's rows
-    for match_id in match_ids:
-        tables = {t: by_match[match_id] for t, by_match in rows.items() if match_id in by_match}
-        doc = {"source": tl.LEVELUP, "layout": player.layout, "match_id": match_id,
-               "owner": {"xuid": player.xuid, "gamertag": player.gamertag}, "tables": tables}
-        yield orjson.loads(orjson.dumps(doc, default=str))  # JSON values only: what the landing stores
+    """The legacy document of each of ``match_ids`` (matches of ``player``), in that order, read :data:`BATCH`
+    matches at a time (one query per table and batch, the stores kept open)."""
+    stores = [(_Store(path), tables, xuid) for path, tables, xuid in (
+        (player.store, PLAYER_TABLES, player.xuid), (player.shared, SHARED_TABLES, None)) if path is not None]
+    try:
+        for start in range(0, len(match_ids), BATCH):
+            batch = match_ids[start:start + BATCH]
+            rows: dict[str, dict[str, list[dict]]] = {}
+            for store, tables, xuid in stores:  # the shared file's rows (every player's) replace the store's
+                for table, by_match in store.read(tables, batch, xuid).items():
+                    rows.setdefault(table, {}).update(by_match)
+            for match_id in batch:
+                tables = {t: by_match[match_id] for t, by_match in rows.items() if match_id in by_match}
+                doc = {"source": tl.LEVELUP, "layout": player.layout, "match_id": match_id,
+                       "owner": {"xuid": player.xuid, "gamertag": player.gamertag}, "tables": tables}
+                yield orjson.loads(orjson.dumps(doc, default=str))  # JSON values only: what the landing stores
+    finally:
+        for store, *_ in stores:
+            store.con.close()
 
 
 # --------------------------------------------------------------------------------------------------- import
@@ -293,31 +308,35 @@ def _derived_ids(wh: Warehouse, xuid: int, month: Month) -> set[str]:
 
 
 def import_player(wh: Warehouse, player: LevelUpPlayer, dry_run: bool = False) -> PlayerImport:
-    """Land ``player``'s legacy documents (unless ``dry_run``), month by month; count what changed, the matches
-    whose API body is already landed and where LevelUp disagrees with it."""
+    """Land ``player``'s legacy documents (unless ``dry_run``); count what changed per month, the matches whose
+    API body is already landed and where LevelUp disagrees with it; list the months to derive (documents changed,
+    or matches not derived yet)."""
     legacy, landing = wh.legacy, wh.landing
     result = PlayerImport(player)
     disagreements = []
     if not dry_run:
         legacy.put_player(player.xuid, player.gamertag)
-    for month, match_ids in player.months().items():
+    by_month = player.months()
+    month_of = {match_id: month for month, ids in by_month.items() for match_id in ids}
+    changed: set[Month] = set()
+    for doc in documents(player, [m for ids in by_month.values() for m in ids]):
+        match_id = doc["match_id"]
+        month = month_of[match_id]
+        if legacy.holds(player.xuid, month, match_id, doc):
+            result.unchanged += 1
+        else:
+            result.written += 1
+            changed.add(month)
+            if not dry_run:
+                legacy.put(player.xuid, month, match_id, doc)
+        result.unresolved_awards.update(tl.unresolved_awards(doc))
+        body = landing.get(STATS, match_id)
+        if body is not None:
+            result.api_landed += 1
+            disagreements.append(tl.disagreements(doc, orjson.loads(body)))
+    for month, match_ids in by_month.items():
         result.months[month] = len(match_ids)
-        changed = False
-        for doc in documents(player, match_ids):
-            match_id = doc["match_id"]
-            if legacy.holds(player.xuid, month, match_id, doc):
-                result.unchanged += 1
-            else:
-                result.written += 1
-                changed = True
-                if not dry_run:
-                    legacy.put(player.xuid, month, match_id, doc)
-            result.unresolved_awards.update(tl.unresolved_awards(doc))
-            body = landing.get(STATS, match_id)
-            if body is not None:
-                result.api_landed += 1
-                disagreements.append(tl.disagreements(doc, orjson.loads(body)))
-        if changed or not set(match_ids) <= _derived_ids(wh, player.xuid, month):
+        if month in changed or not set(match_ids) <= _derived_ids(wh, player.xuid, month):
             result.stale.append(month)
     if disagreements:
         result.disagreements = pl.concat(disagreements)
