@@ -17,6 +17,7 @@ import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, player_tags, run_requests
+from halo_pipeline.instance import ensure_registered
 from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
 from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
 from halo_pipeline.services.backfill import BackfillPlan
@@ -75,11 +76,14 @@ def sync_players(
     max_matches: int | None = None,
     log: Callable[[str], None] = print,
     all_months: bool = False,
+    with_assets: bool = False,
 ) -> SyncReport:
     """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog.
 
     ``all_months``: then materialize every month of each player not materialized yet (:func:`fill_missing_months`:
-    months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each)."""
+    months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each).
+    ``with_assets``: land the images not landed yet (``images_job``) and write the players' reports again so
+    they show them."""
     players = [int(x) for x in (xuids if xuids is not None else instance.get_dynamic_partitions(PLAYERS))]
     report = SyncReport()
     ok = execute(defs, "reference_job", instance, report, label="reference")
@@ -105,6 +109,8 @@ def sync_players(
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
     if all_months:
         fill_missing_months(defs, instance, warehouse, players, report, log)
+    if with_assets:
+        land_assets(defs, instance, warehouse, players, report, log)
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report
@@ -138,3 +144,37 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: Backf
             warehouse=warehouse)
     execute(defs, "catalog_job", instance, report, label="catalog")
     return report
+
+
+# ---- images, LevelUp import, warehouse merge ---------------------------------------------------------------------
+
+
+def land_assets(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                players: Iterable[int], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Run ``images_job`` (images not landed yet), then each player's ``player_report`` again (its newest
+    partition) so that the report embeds them."""
+    ok = execute(defs, "images_job", instance, report, label="images")
+    log(f"images: {'ok' if ok else 'FAILED'}")
+    wh = warehouse.warehouse()
+    for xuid in players:
+        months = sorted(wh.player_files("match_facts", xuid))
+        if ok and months:
+            tags = partition_range_tags(xuid, months[-1], months[-1]) | player_tags(wh.landing, xuid)
+            execute(defs, "analytics_job", instance, report, tags, f"report {xuid}",
+                    asset_selection=[dg.AssetKey("player_report")])
+
+
+def rederive(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+             touched: dict[int, Iterable[Month]], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Register the players of ``touched`` (no API call) and re-derive their months from the landing: one
+    ``rederive_job`` run per block of contiguous months (zero API calls), the analytics they made stale, then the
+    catalog."""
+    ensure_registered(instance, sorted(touched))
+    landing = warehouse.warehouse().landing
+    for xuid, months in sorted(touched.items()):
+        for first, last in month_blocks(months):
+            tags = partition_range_tags(xuid, first, last) | player_tags(landing, xuid)
+            ok = execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
+            log(f"{xuid}: re-derived {_label(tags)}: {'ok' if ok else 'FAILED'}")
+    if report.runs:
+        execute(defs, "catalog_job", instance, report, label="catalog")

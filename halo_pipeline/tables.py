@@ -23,8 +23,8 @@ import polars as pl
 from halo_pipeline.transforms import analytics as ta
 from halo_pipeline.transforms import matches as tm
 from halo_pipeline.transforms import reference as tr
-from halo_pipeline.transforms.film import ALIASES_SCHEMA, HIGHLIGHT_EVENTS_SCHEMA
-from halo_pipeline.transforms.skill import PLAYER_MATCH_SKILL_SCHEMA
+from halo_pipeline.transforms.film import ALIASES_SCHEMA
+from halo_pipeline.transforms.levelup import DISAGREEMENTS_SCHEMA, LEGACY_SCHEMAS
 
 Layout = Literal["player_month", "player", "reference"]
 Schema = dict[str, pl.DataType]
@@ -55,7 +55,23 @@ SYNC_META_SCHEMA: Schema = {
     "sync_status": pl.Utf8,  # ok | incomplete (failures waiting for the next sync) | empty
 }
 
-ALIASES_TABLE_SCHEMA: Schema = ALIASES_SCHEMA | {"source": pl.Utf8}
+ALIASES_TABLE_SCHEMA: Schema = ALIASES_SCHEMA | {"source": pl.Utf8}  # film | profile | levelup
+
+#: The images landed by the ``image_assets`` asset (one row per image: a medal sprite sheet, a medal icon cut
+#: from it, a UGC image of a map / map-mode pair / playlist / game variant version, a career rank icon).
+IMAGE_ASSETS_SCHEMA: Schema = {
+    "family": pl.Utf8,  # medal_sheet | medal_icon | maps | mapModePairs | playlists | ugcGameVariants | career_rank
+    "asset_id": pl.Utf8,  # medal name_id, sheet size, UGC asset id, career rank number
+    "version_id": pl.Utf8,  # UGC version id; null for medals and career ranks
+    "role": pl.Utf8,  # small | medium | extra-large (medals), thumbnail | hero (UGC), RankIcon… (career ranks)
+    "source_url": pl.Utf8,  # where it was fetched from (a medal icon: its sheet's)
+    "local_path": pl.Utf8,  # relative to the data dir; null when not landed
+    "size_bytes": pl.Int64,
+    "content_type": pl.Utf8,  # image/png, image/jpeg…, from the bytes
+    "width": pl.Int32,
+    "height": pl.Int32,
+    "status": pl.Utf8,  # landed | not_found (404, not asked again) | failed (retried by the next run)
+}
 
 
 @dataclass(frozen=True)
@@ -109,16 +125,19 @@ TABLES: dict[str, Table] = {
               game_mode_translations=tr.GAME_MODES_SCHEMA, mode_categories=tr.MODE_CATEGORIES_SCHEMA,
               medal_definitions=tr.MEDAL_DEFINITIONS_SCHEMA),
     **_tables("matches", "player_month", match_history=tm.HISTORY_SCHEMA, raw_matches=RAW_MATCHES_SCHEMA),
-    **_tables("stats", "player_month", match_facts=tm.MATCH_FACTS_SCHEMA,
-              match_participants=tm.MATCH_PARTICIPANTS_SCHEMA, team_stats=tm.TEAM_STATS_SCHEMA,
-              medals=tm.MEDALS_SCHEMA, personal_scores=tm.PERSONAL_SCORES_SCHEMA,
-              player_match_skill=PLAYER_MATCH_SKILL_SCHEMA, highlight_events=HIGHLIGHT_EVENTS_SCHEMA,
-              xuid_aliases=ALIASES_TABLE_SCHEMA),
+    # The tables that can hold rows imported from LevelUp carry a `source` column (api | levelup).
+    **_tables("stats", "player_month", match_facts=LEGACY_SCHEMAS["match_facts"],
+              match_participants=LEGACY_SCHEMAS["match_participants"], team_stats=tm.TEAM_STATS_SCHEMA,
+              medals=LEGACY_SCHEMAS["medals"], personal_scores=LEGACY_SCHEMAS["personal_scores"],
+              player_match_skill=LEGACY_SCHEMAS["player_match_skill"],
+              highlight_events=LEGACY_SCHEMAS["highlight_events"], xuid_aliases=ALIASES_TABLE_SCHEMA,
+              levelup_disagreements=DISAGREEMENTS_SCHEMA),
     **_tables("analytics", "player_month", ugc_names=ta.UGC_NAMES_SCHEMA, sessions=ta.SESSIONS_SCHEMA,
               performance_scores=ta.PERFORMANCE_SCHEMA, map_stats=ta.MAP_STATS_SCHEMA,
               mode_category_stats=ta.MODE_CATEGORY_STATS_SCHEMA, session_stats=ta.SESSION_STATS_SCHEMA,
               global_stats=ta.GLOBAL_STATS_SCHEMA),
     **_tables("sync", "player", sync_meta=SYNC_META_SCHEMA),
+    **_tables("images", "reference", image_assets=IMAGE_ASSETS_SCHEMA),
 }
 
 #: The tables derived from one parse of each landed stats body (and its skill body), in one step.
