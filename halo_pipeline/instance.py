@@ -99,6 +99,16 @@ def add_player(instance: dg.DagsterInstance, landing: RawLanding, open_client: O
     return player
 
 
+def ensure_registered(instance: dg.DagsterInstance, xuids: list[int]) -> list[int]:
+    """Register the players of ``xuids`` not registered yet, without any API call (their xuid is known: a LevelUp
+    store's, another warehouse's); returns those added."""
+    known = set(instance.get_dynamic_partitions(PLAYERS))
+    added = [x for x in dict.fromkeys(xuids) if str(x) not in known]
+    if added:
+        instance.add_dynamic_partitions(PLAYERS, [str(x) for x in added])
+    return added
+
+
 def registered(instance: dg.DagsterInstance, landing: RawLanding) -> list[Player]:
     """Registered players with the gamertag of their landed profile (``None`` when unknown)."""
     return [Player(int(key), gamertag_of(landing, key)) for key in instance.get_dynamic_partitions(PLAYERS)]

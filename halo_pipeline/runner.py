@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, player_tags, run_requests
+from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, player_tags, run_requests
+from halo_pipeline.instance import ensure_registered
 from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
 from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
 from halo_pipeline.services.backfill import BackfillPlan
+from halo_pipeline.services.derive import partitions_sharing_matches
 from halo_pipeline.services.plan import synced_months
 from halo_pipeline.storage.resource import WarehouseResource
 
@@ -80,11 +82,14 @@ def sync_players(
     max_matches: int | None = None,
     log: Callable[[str], None] = print,
     all_months: bool = False,
+    with_assets: bool = False,
 ) -> SyncReport:
     """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog.
 
     ``all_months``: then materialize every month of each player not materialized yet (:func:`fill_missing_months`:
-    months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each)."""
+    months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each).
+    ``with_assets``: land the images not landed yet (``images_job``) and write the players' reports again so
+    they show them."""
     players = [int(x) for x in (xuids if xuids is not None else instance.get_dynamic_partitions(PLAYERS))]
     report = SyncReport()
     ok = execute(defs, "reference_job", instance, report, label="reference")
@@ -114,6 +119,8 @@ def sync_players(
         fill_missing_months(defs, instance, warehouse, players, report, log)
     ok = execute(defs, "people_job", instance, report, label="players", asset_selection=PEOPLE_AFTER)
     log(f"players: {'ok' if ok else 'FAILED'}")
+    if with_assets:
+        land_assets(defs, instance, warehouse, players, report, log)
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report
@@ -158,7 +165,52 @@ def refresh_friends(defs: dg.Definitions, instance: dg.DagsterInstance, warehous
     execute(defs, "people_job", instance, report, label="friends", asset_selection=[dg.AssetKey("friends")])
     if rederive and owner is not None and report.ok:
         for first, last in month_blocks(synced_months(warehouse.warehouse(), owner)):
-            tags = partition_range_tags(owner, first, last) | {PLAYER_TAG: str(owner)}
+            tags = partition_range_tags(owner, first, last) | player_tags(warehouse.warehouse().landing, owner)
             execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
     execute(defs, "catalog_job", instance, report, label="catalog")
     return report
+
+
+# ---- images, LevelUp import, warehouse merge ---------------------------------------------------------------------
+
+
+def land_assets(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                players: Iterable[int], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Run ``images_job`` (images not landed yet), then each player's ``player_report`` again (its newest
+    partition) so that the report embeds them."""
+    ok = execute(defs, "images_job", instance, report, label="images")
+    log(f"images: {'ok' if ok else 'FAILED'}")
+    wh = warehouse.warehouse()
+    for xuid in players:
+        months = sorted(wh.player_files("match_facts", xuid))
+        if ok and months:
+            tags = partition_range_tags(xuid, months[-1], months[-1]) | player_tags(wh.landing, xuid)
+            execute(defs, "analytics_job", instance, report, tags, f"report {xuid}",
+                    asset_selection=[dg.AssetKey("player_report")])
+
+
+def rederive(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+             touched: dict[int, Iterable[Month]], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Register the players of ``touched`` (no API call) and re-derive their months from the landing: one
+    ``rederive_job`` run per block of contiguous months (zero API calls), the analytics they made stale, then the
+    catalog. Players newly registered here make the other registered players' matches with them change
+    (``known_teammates``): those partitions are re-derived too."""
+    wh = warehouse.warehouse()
+    before = {int(x) for x in instance.get_dynamic_partitions(PLAYERS)}
+    new = set(touched) - before
+    touched = dict(touched)
+    for xuid, months in partitions_sharing_matches(wh, new, before).items():
+        touched[xuid] = set(touched.get(xuid, ())) | months
+    ensure_registered(instance, sorted(touched))
+    landing = wh.landing
+    for xuid, months in sorted(touched.items()):
+        for first, last in month_blocks(months):
+            tags = partition_range_tags(xuid, first, last) | player_tags(landing, xuid)
+            ok = execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
+            log(f"{xuid}: re-derived {_label(tags)}: {'ok' if ok else 'FAILED'}")
+    if new:  # the new players' friends, profiles (from their landing: no API call) and the players table
+        offline = {"ops": {"player_profiles": {"config": {"offline": True}}}}
+        ok = execute(defs, "people_job", instance, report, label="people", run_config=offline)
+        log(f"people: {'ok' if ok else 'FAILED'}")
+    if report.runs:
+        execute(defs, "catalog_job", instance, report, label="catalog")

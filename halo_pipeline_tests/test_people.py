@@ -34,6 +34,7 @@ from halo_pipeline.services.maintenance import export_table
 from halo_pipeline.storage.catalog import build_catalog, connect_catalog
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
+from halo_pipeline.transforms import matches as tm
 from halo_pipeline.transforms import people as tp
 from halo_pipeline_tests.conftest import OWNER_XUID, REPO, stats_files
 
@@ -145,6 +146,18 @@ def test_recordings_teammates_equal_the_raw_json_and_the_friend_shows_by_nicknam
     assert owner[3] == facts["start_time"].min()
     report = (wh.root / "reports" / f"{OWNER_XUID}.html").read_text()
     assert "Top teammates" in report and f"{name} ★" in report and "Sessions with friends" in report
+
+
+def test_people_of_participant_rows_equal_those_of_the_bodies(recorded_stats):
+    """LevelUp's matches are known from rows only: who played with the owner, read from match_participants,
+    equals what the bodies say (team switches included: team_ids)."""
+    bodies = list(recorded_stats.values())
+    humans = sorted({x for b in bodies for p in b["Players"] if (x := _xuid(p)) and x != OWNER_XUID})
+    friends, known = set(humans[::3]), set(humans[::2])
+    from_bodies = tp.match_people(bodies, OWNER_XUID, friends, known).sort("match_id")
+    from_rows = tp.match_people_of_participants(tm.match_participants(bodies), OWNER_XUID, friends, known)
+    assert from_bodies["known_teammates"].sum() > 0 and from_bodies["with_friends"].any()
+    assert from_rows.sort("match_id").equals(from_bodies)
 
 
 # --------------------------------------------------------------------------------------------------- synthetic

@@ -14,7 +14,9 @@ What is recognised, by content rather than by file name (every ``*.json`` under 
 * users: ``users.json`` at the top (a list of ``{"xuid", "gamertag"}``), and the ``Gamertag`` setting of each
   ``profileUsers`` entry of an Xbox profile-settings body (``responses/get_profiles.json``: the recording owner's
   real gamertag); ``users.json`` wins. The anonymised ``get_users.json``/``get_user.json`` samples (xuid
-  1234567890123456, gamertag "GAMERTAG") are not directory entries.
+  1234567890123456, gamertag "GAMERTAG") are not directory entries. Stats bodies carry no gamertag, so the
+  gamertags written in the recorded films' highlight events (decoded on first need) name the other players:
+  a gamertag is accepted wherever the API takes one (``/hi/players/{gamertag}/matches``, ``/users/gt(…)``).
 * profiles: ``customization/<xuid>.json`` and ``career_rank/<xuid>.json`` (economy bodies), and a career reward
   track body (an object with ``TrackId`` and ``Ranks``). ``../shared/halo_api`` holds none: its players'
   customization and career rank are 404.
@@ -44,6 +46,7 @@ from halo_pipeline.emulator.wire import (
     user_body,
 )
 from halo_pipeline.ids import InvalidInput
+from halo_pipeline.transforms.film import FilmDecodeError, highlight_events
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class RecordingStore:
         self._users: dict[int, str] = {}
         self._economy: dict[tuple[str, int], Path] = {}
         self._career_track: Path | None = None
+        self._film_gamertags: dict[int, str] | None = None
 
     @classmethod
     def from_directory(cls, path: str | Path) -> RecordingStore:
@@ -209,10 +213,29 @@ class RecordingStore:
         """The player's entries built from the stats files they appear in (any order)."""
         return list(self._history.get(xuid, []))
 
+    def _gamertags(self) -> dict[int, str]:
+        """xuid → gamertag: ``users.json``, then the gamertags of the recorded players in the films' highlight
+        events (decoded once)."""
+        if self._film_gamertags is None:
+            found: dict[int, str] = {}
+            for match_id, chunk in sorted(self._film.items()):
+                if match_id not in self._stats:
+                    continue
+                try:
+                    events = highlight_events(match_id, chunk.path.read_bytes(), chunk.version)
+                except FilmDecodeError:
+                    continue
+                for xuid, gamertag in events.select("xuid", "gamertag").unique().iter_rows():
+                    if xuid in self._history and gamertag:
+                        found.setdefault(int(xuid), str(gamertag))
+            self._film_gamertags = found
+        return {**self._film_gamertags, **self._users}
+
     def resolve_gamertag(self, gamertag: str) -> int | None:
-        """The xuid of a gamertag listed in ``users.json`` (case-insensitive), else ``None``."""
+        """The xuid of a recorded player's gamertag (``users.json`` or the films; case-insensitive), else
+        ``None``."""
         wanted = gamertag.strip().lower()
-        return next((x for x, gt in self._users.items() if gt.lower() == wanted), None)
+        return next((x for x, gt in self._gamertags().items() if gt.lower() == wanted), None)
 
     def match_skill(self, match_id: str, xuids: list[int]) -> dict[str, Any] | None:
         """The recorded ``skill/<match_id>.json`` body, restricted to the requested players; ``None`` when not
@@ -251,8 +274,11 @@ class RecordingStore:
         return chunk.path.read_bytes()
 
     def user(self, xuid: int) -> dict[str, Any] | None:
-        """A user listed in ``users.json`` or a profile-settings body."""
+        """A user listed in ``users.json`` or a profile-settings body, or a recorded player whose gamertag a film
+        shows."""
         gamertag = self._users.get(xuid)
+        if gamertag is None and xuid in self._history:
+            gamertag = self._gamertags().get(xuid)
         return user_body(xuid, gamertag) if gamertag is not None else None
 
     def customization(self, xuid: int) -> dict[str, Any] | None:

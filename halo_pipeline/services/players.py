@@ -15,6 +15,7 @@ import yaml
 from halo_pipeline.api.client import HaloApiClient, run_api
 from halo_pipeline.ids import InvalidInput, check_gamertag, check_nickname, looks_like_xuid, parse_xuid
 from halo_pipeline.storage.landing import PROFILE, RawLanding
+from halo_pipeline.storage.legacy import LEGACY, LegacyLanding
 
 #: Opens an API client: ``HaloApiResource.client`` (``async with open_client() as api``).
 OpenClient = Callable[[], AbstractAsyncContextManager[HaloApiClient]]
@@ -65,9 +66,11 @@ def resolve(open_client: OpenClient, value: str) -> tuple[Player, bytes | None]:
 
 
 def gamertag_of(landing: RawLanding, xuid: int | str) -> str | None:
-    """The gamertag of ``xuid``'s landed profile, or ``None`` when none is landed."""
+    """The gamertag of ``xuid``'s landed profile, else the one a LevelUp import recorded, else ``None``."""
     body = landing.get(PROFILE, str(xuid))
-    return orjson.loads(body).get("gamertag") if body else None
+    if body:
+        return orjson.loads(body).get("gamertag")
+    return LegacyLanding(landing.root / LEGACY).gamertag(xuid)
 
 
 def _load_players_file(path: Path) -> list:

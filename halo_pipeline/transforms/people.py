@@ -217,6 +217,27 @@ def match_people(bodies: Sequence[Mapping[str, Any]], owner: int, friends: Itera
     return rows_frame(rows, {"match_id": pl.Utf8, **MATCH_PEOPLE_SCHEMA})
 
 
+def match_people_of_participants(participants: pl.DataFrame, owner: int, friends: Iterable[int] = (),
+                                 known: Iterable[int] = ()) -> pl.DataFrame:
+    """:func:`match_people` from ``match_participants`` rows instead of bodies (matches known only from rows,
+    e.g. imported from LevelUp): the same columns and rules, a shared team read from ``team_ids`` (``team_id``
+    when null). Matches where the owner has no row are left out."""
+    teams = pl.coalesce(pl.col("team_ids"), pl.concat_list(pl.col("team_id")))
+    humans = participants.filter(pl.col("xuid").is_not_null()).with_columns(teams=teams)
+    mine = humans.filter(pl.col("xuid") == owner).group_by("match_id").agg(
+        owner_teams=pl.col("teams").list.explode(keep_nulls=False, empty_as_null=False).unique())
+    others = humans.filter(pl.col("xuid") != owner).join(mine, on="match_id", how="inner")
+    shared = pl.col("teams").list.set_intersection(pl.col("owner_teams")).list.len() > 0
+    found = others.group_by("match_id").agg(
+        known_teammates=(pl.col("xuid").is_in(list(frozenset(known))) & shared).sum().cast(pl.Int16),
+        friends_xuids=pl.col("xuid").filter(pl.col("xuid").is_in(list(frozenset(friends)))).unique().sort())
+    people = mine.select("match_id").join(found, on="match_id", how="left").with_columns(
+        known_teammates=pl.col("known_teammates").fill_null(0),
+        friends_xuids=pl.col("friends_xuids").fill_null([]))
+    return people.with_columns(with_friends=pl.col("friends_xuids").list.len() > 0).select(
+        "match_id", *MATCH_PEOPLE_SCHEMA).cast(MATCH_PEOPLE_SCHEMA)
+
+
 def with_match_people(facts: pl.DataFrame, people: pl.DataFrame) -> pl.DataFrame:
     """``facts`` (``match_facts`` rows, order kept) with the :data:`MATCH_PEOPLE_SCHEMA` columns of
     :func:`match_people` (no friend: ``with_friends`` false, ``friends_xuids`` empty)."""

@@ -24,7 +24,9 @@ STATS_GROUP = "stats"
 #: Threads writing one step's partition files (Parquet encoding releases the GIL, so writing overlaps deriving).
 WRITER_THREADS = 4
 
-_SOURCE = "Source: raw landing of halostats `GET /hi/matches/{id}/stats` (zero API calls)."
+_RAW = "Source: raw landing of halostats `GET /hi/matches/{id}/stats` (zero API calls)."
+_SOURCE = _RAW + (" Column `source`: `api`, or `levelup` for a match imported from LevelUp whose API body is not "
+                  "landed (`halo-pipeline import levelup`; the API's rows replace them once it is).")
 _DESCRIPTIONS = {
     "match_facts": (
         "The owner's row of each match of the partition: when, where (playlist, map, map-mode pair, game "
@@ -43,7 +45,7 @@ _DESCRIPTIONS = {
         "— totals over each player's team entries. " + _SOURCE),
     "team_stats": (
         "One row per team of each match of the partition: team_id, outcome, rank, score, kills, deaths, "
-        "assists, personal_score (the API's `Teams[]`). " + _SOURCE),
+        "assists, personal_score (the API's `Teams[]`). " + _RAW),
     "medals": (
         "Medals earned by every player of each match of the partition: match_id, player_id, xuid, name_id "
         "(Int64, join `medal_definitions`), count (Int16), total_personal_score (Int32). " + _SOURCE),
@@ -119,12 +121,12 @@ def _derived_asset(name: str, derive_one: Callable[[Warehouse, int, str], pl.Dat
 
 highlight_events = _derived_asset(
     "highlight_events",
-    lambda wh, xuid, month: derive.decode_highlight_events(wh, derive.landed_match_ids(wh, xuid, month),
-                                                           warn=dg.get_dagster_logger().warning),
+    lambda wh, xuid, month: derive.partition_highlight_events(wh, xuid, month, warn=dg.get_dagster_logger().warning),
     "Highlight events of each match's theater film (the last film chunk, landed): match_id, xuid, "
     "gamertag, event_type (kill | death | medal | mode), time_ms (Int32, ms since match start), "
     "medal_value, medal_name — decoded as spnkr's film reader does (film_decoder, ~20× faster), in a process "
-    "pool for many chunks. Zero API calls.",
+    "pool for many chunks; source `api`. A match imported from LevelUp whose film was never landed (expired) "
+    "keeps LevelUp's events (source `levelup`). Zero API calls.",
     deps=["raw_matches"],
 )
 xuid_aliases = _derived_asset(
