@@ -54,7 +54,7 @@ def worker_pool() -> ProcessPoolExecutor:
         if _pool is None:
             _pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
             atexit.register(_pool.shutdown, cancel_futures=True)
-            multiprocessing.util.Finalize(_pool, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=10)
+            multiprocessing.util.Finalize(_pool, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
         return _pool
 
 
