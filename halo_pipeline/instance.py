@@ -4,6 +4,8 @@ fills that gap)."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
@@ -97,6 +99,22 @@ def add_player(instance: dg.DagsterInstance, landing: RawLanding, open_client: O
         landing.put(PROFILE, str(player.xuid), profile)
     instance.add_dynamic_partitions(PLAYERS, [str(player.xuid)])
     return player
+
+
+def ensure_registered(instance: dg.DagsterInstance, xuids: list[int]) -> list[int]:
+    """Register the players of ``xuids`` not registered yet, without any API call (their xuid is known: a LevelUp
+    store's, another warehouse's); returns those added."""
+    known = set(instance.get_dynamic_partitions(PLAYERS))
+    added = [x for x in dict.fromkeys(xuids) if str(x) not in known]
+    if added:
+        instance.add_dynamic_partitions(PLAYERS, [str(x) for x in added])
+    return added
+
+
+def registered_digest(xuids: Iterable[int | str]) -> str:
+    """A short digest of a set of registered players (the ``friends`` materialization records the one it saw, so
+    that a sync knows whether the registered players changed since)."""
+    return hashlib.sha256(",".join(sorted(str(x) for x in xuids)).encode()).hexdigest()[:16]
 
 
 def registered(instance: dg.DagsterInstance, landing: RawLanding) -> list[Player]:

@@ -47,6 +47,15 @@ def resources(url: str, data_dir, reference_dir=None, **api) -> dict:
             "analytics": AnalyticsSettings()}
 
 
+def fast_defs(**api) -> dg.Definitions:
+    """The code location with the Halo API resource's ``api`` fields changed (e.g. ``requests_per_second=100``
+    against a local emulator, where the live API's 5 requests/s would only slow a test down)."""
+    base = defs()
+    return dg.Definitions(assets=base.assets, asset_checks=base.asset_checks, jobs=base.jobs,
+                          resources={**base.resources, "halo_api": HaloApiResource(**api)},
+                          executor=dg.in_process_executor)
+
+
 def snapshot(wh: Warehouse, names: list[str] = SYNC_TABLES) -> dict[str, pl.DataFrame]:
     """Every table of ``names``, run-specific columns dropped, rows sorted: two warehouses compare equal."""
     return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in names}

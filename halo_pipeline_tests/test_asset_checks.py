@@ -61,7 +61,8 @@ def test_all_checks_pass_on_consistent_data(tmp_path):
     _write(Warehouse(tmp_path))
     assert _run(tmp_path) == dict.fromkeys(
         ["unique_match_id_per_owner", "owner_in_participants", "team_kills_match_participants",
-         "no_null_start_time", "accuracy_in_range", "medal_names_defined", "all_matches_landed"], True)
+         "no_null_start_time", "accuracy_in_range", "medal_names_defined", "all_matches_landed",
+         "levelup_agrees_with_api"], True)  # nothing imported from LevelUp: nothing disagrees
 
 
 def test_a_run_over_months_records_each_partition_s_own_outcome(tmp_path):

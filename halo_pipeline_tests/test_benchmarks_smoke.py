@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -16,12 +15,10 @@ pytestmark = pytest.mark.system  # real components or separate processes: the fu
 
 
 def test_benchmarks_smoke_mode_runs_every_benchmark():
-    start = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=300)  # a bound against a hang, not a speed assertion
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for title in ("(a) First import", "(b) Delta sync", "(c) Re-derive", "(d) Dagster overhead", "(e) Memory",
-                  "(f) Queries", "(g) Film decode", "(i) Small syncs"):
+                  "(f) Queries", "(g) Film decode", "(h) players table", "(i) Small syncs", "(j) LevelUp import"):
         assert title in out.stdout, title
     assert "ratio" in out.stdout
-    assert time.monotonic() - start < 60

@@ -341,12 +341,13 @@ def _run_automation(instance: dg.DagsterInstance, cursor=None, ticks: int = 6):
         if not result.total_requested:
             return cursor, requested
         by_player: dict[int, tuple[set, set]] = {}
+        unpartitioned = set()
         for key in defs.resolve_all_asset_keys():
             keys = result.get_requested_partitions(key)
             requested.setdefault(key.to_user_string(), set()).update(keys)
             for partition in keys:
                 if partition is None:
-                    assert defs.resolve_job_def("catalog_job").execute_in_process(instance=instance).success
+                    unpartitioned.add(key)
                     continue
                 xuid, month = partition_range_of({"dagster/asset_partition_range_start": partition,
                                                   "dagster/asset_partition_range_end": partition})[:2]
@@ -357,6 +358,10 @@ def _run_automation(instance: dg.DagsterInstance, cursor=None, ticks: int = 6):
             tags = partition_range_tags(xuid, min(months), max(months))
             assert job.execute_in_process(instance=instance, asset_selection=sorted(assets), tags=tags,
                                           run_config=QUIET).success
+        for name in ("people_job", "catalog_job"):  # the unpartitioned ones, after the partitions they read
+            other = defs.resolve_job_def(name)
+            if keys := sorted(unpartitioned & other.asset_layer.executable_asset_keys):
+                assert other.execute_in_process(instance=instance, asset_selection=keys).success
     raise AssertionError(f"automation still requesting after {ticks} ticks: {requested}")
 
 
@@ -393,3 +398,55 @@ def test_automation_re_derives_what_a_delta_run_made_stale(tmp_path, monkeypatch
     crossing = Warehouse(tmp_path / "step").read_table("sessions", xuid).filter(
         pl.col("end_time") >= datetime(2025, 8, 1, tzinfo=UTC))
     assert crossing.height == 1 and crossing["start_time"][0] < datetime(2025, 8, 1, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_a_sync_with_nothing_new_launches_no_run_and_the_next_change_runs_again(data_env, tmp_path, monkeypatch):
+    """``halo-pipeline sync`` on the persistent instance, nothing new: one history call, no run launched (the
+    reference tables, friends, profiles and catalog are up to date). A friend declared in the players file, the
+    next UTC day (profiles due) and a newly registered player each make the next sync run the people job again."""
+    from click.testing import CliRunner
+
+    from halo_pipeline.cli import main
+    from halo_pipeline.services import people as sp
+
+    world = SyntheticWorld(seed=41, players=2, months=2, matches_per_month=3)
+    owner, other = world.players
+    players_yaml = tmp_path / "players.yaml"
+    monkeypatch.setenv("HALO_PLAYERS_FILE", str(players_yaml))
+    monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def runs() -> int:
+        with dg.DagsterInstance.get() as instance:
+            return instance.get_runs_count()
+
+    with Emulator(synthetic=world) as emulator:
+        monkeypatch.setenv("HALO_API_URL", emulator.url)
+        cli("players", "add", str(owner.xuid))
+        first = cli("sync")  # the landing's progress on the terminal: matches landed / total, rate
+        assert f"raw_matches: landed {len(world.match_ids(owner.xuid))}/{len(world.match_ids(owner.xuid))} matches" \
+            in first, first
+        before = runs()
+        emulator.reset_counts()
+        out = cli("sync")
+        assert "reference data: up to date" in out and "friends and profiles: up to date" in out, out
+        assert runs() == before and dict(emulator.counts()["requests"]) == {"match_history": 1}
+
+        players_yaml.write_text(f"players:\n  - xuid: {owner.xuid}\n    friends:\n      - xuid: {other.xuid}\n")
+        out = cli("sync")
+        assert "friends and profiles: ok" in out and runs() > before, out
+        assert Warehouse(data_env).read_table("friends")["friend_xuid"].to_list() == [other.xuid]
+        assert "friends and profiles: up to date" in cli("sync")
+
+        with monkeypatch.context() as tomorrow:
+            tomorrow.setattr(sp, "utc_today", lambda: datetime.now(UTC).date() + timedelta(days=1))
+            assert "friends and profiles: ok" in cli("sync")  # the next day: today's profiles are due
+        cli("players", "add", str(other.xuid))
+        out = cli("sync")
+        assert "friends and profiles: ok" in out, out  # the friend is a registered player now
+        assert Warehouse(data_env).read_table("friends")["registered"].to_list() == [True]

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from halo_pipeline import definitions
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.instance import ensure_home
 from halo_pipeline.months import FIRST_MONTH, Month
-from halo_pipeline.partitions import split_key
+from halo_pipeline.partitions import player_month_partitions, split_key
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline.tables import TABLES
 from halo_pipeline.testing import (
     ASSET_STATUS_QUERY,
     BACKFILL_QUERY,
@@ -41,7 +41,10 @@ pytestmark = pytest.mark.system  # real webserver, daemon and CLI processes
 
 WORKSPACE = REPO / "workspace.yaml"
 CHECKED = ("raw_matches", "match_facts", "team_stats", "medals")
-PARTITIONED = [t.name for t in TABLES.values() if t.layout != "reference"] + ["player_report"]
+#: Every asset partitioned by player × month (the people and reference families are not).
+GRAPH = definitions.defs().resolve_asset_graph()
+PARTITIONED = sorted(key.to_user_string() for key in GRAPH.get_all_asset_keys()
+                     if GRAPH.get(key).partitions_def == player_month_partitions)
 
 
 def cli(*args: str, env: dict, cwd: Path) -> str:

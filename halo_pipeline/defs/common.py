@@ -53,6 +53,20 @@ FOLLOWS_UPSTREAM = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("re-derive when what it reads changed")
+#: ``match_facts`` also reads the ``friends`` table (``with_friends``, ``friends_xuids``), which every CLI sync and the
+#: daily people schedule re-materialize but which rarely changes: only a new data version of it (the ``friends``
+#: asset records a hash of its table) re-derives the partitions materialized so far (every month of every player
+#: depends on the one table); its other dependencies as :data:`FOLLOWS_UPSTREAM`.
+_FRIENDS = dg.AssetSelection.assets("friends")
+FOLLOWS_UPSTREAM_AND_FRIENDS = (
+    (dg.AutomationCondition.any_deps_updated().ignore(_FRIENDS)
+     | (dg.AutomationCondition.any_deps_match(
+         dg.AutomationCondition.newly_updated() & dg.AutomationCondition.data_version_changed()).allow(_FRIENDS)
+        & ~dg.AutomationCondition.missing())
+     ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("re-derive when what it reads changed (friends: when its table changed)")
 #: Rows shown by a partition's preview (and by a failed check's offending rows).
 PREVIEW_ROWS = 10
 OFFENDING_ROWS = 50

@@ -129,8 +129,21 @@ class WalkIndex:
         for month in months:
             if month not in self.walked or self.walked[month] < at:
                 self.walked[month] = at
+        self._store(landing)
+
+    def _store(self, landing: RawLanding) -> None:
         landing.put(HISTORY_WALKS, str(self.xuid), orjson.dumps(
             {str(m): t.isoformat() for m, t in sorted(self.walked.items())}))
+
+
+    def union(self, landing: RawLanding, other: WalkIndex, write: bool = True) -> bool:
+        """Add ``other``'s walks (per month, the later walk wins) and store the index unless ``write`` is false;
+        returns whether anything changed (a warehouse merge)."""
+        newer = {m: t for m, t in other.walked.items() if m not in self.walked or self.walked[m] < t}
+        if newer and write:
+            self.walked |= newer
+            self._store(landing)
+        return bool(newer)
 
 
 class NeverWalked(FileNotFoundError):

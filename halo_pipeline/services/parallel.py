@@ -32,6 +32,7 @@ import polars as pl
 from halo_pipeline.storage.landing import SKILL, STATS, RawLanding
 from halo_pipeline.transforms import matches as tm
 from halo_pipeline.transforms.film import highlight_events_or_error
+from halo_pipeline.transforms.people import match_people, with_match_people
 from halo_pipeline.transforms.skill import player_match_skill
 
 # --------------------------------------------------------------------------------------------------- the pool
@@ -53,7 +54,7 @@ def worker_pool() -> ProcessPoolExecutor:
         if _pool is None:
             _pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
             atexit.register(_pool.shutdown, cancel_futures=True)
-            multiprocessing.util.Finalize(_pool, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=10)
+            multiprocessing.util.Finalize(_pool, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
         return _pool
 
 
@@ -138,13 +139,16 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def derive_stats(landing: RawLanding, owner: int, match_ids: list[str], tables: Iterable[str]
+def derive_stats(landing: RawLanding, owner: int, match_ids: list[str], tables: Iterable[str],
+                 friends: frozenset[int] = frozenset(), known: frozenset[int] = frozenset()
                  ) -> dict[str, pl.DataFrame]:
     """``{table: frame}`` for ``tables`` (a subset of :data:`TABLES`) of the landed bodies of ``match_ids``.
 
     Each stats body is read (gunzip) and parsed (orjson) once for all the stats tables; skill bodies only when
     ``player_match_skill`` is asked for. Frames follow the transforms' schemas and row orders
-    (:mod:`halo_pipeline.transforms.matches`, :mod:`halo_pipeline.transforms.skill`).
+    (:mod:`halo_pipeline.transforms.matches`, :mod:`halo_pipeline.transforms.skill`); ``match_facts`` also gets
+    who played with the owner (:func:`halo_pipeline.transforms.people.match_people`: the owner's declared
+    ``friends``, ``known`` players), from the same parse.
 
     Raises:
         orjson.JSONDecodeError: a landed body is not JSON (landing keeps only complete JSON, so: a corrupt disk).
@@ -158,6 +162,8 @@ def derive_stats(landing: RawLanding, owner: int, match_ids: list[str], tables: 
             bodies = [orjson.loads(landing.get(STATS, mid)) for mid in match_ids]
             for name in stats:
                 out[name] = STATS_TRANSFORMS[name](bodies, owner)
+            if "match_facts" in out:
+                out["match_facts"] = with_match_people(out["match_facts"], match_people(bodies, owner, friends, known))
             del bodies
         if SKILL_TABLE in names:
             out[SKILL_TABLE] = player_match_skill(

@@ -107,7 +107,7 @@ def reference_up_to_date(wh: Warehouse, source_dir: Path, now: datetime | None =
     if wh.remote:
         return False
     written = [p.stat().st_mtime if p.exists() else None
-               for p in map(wh.reference_path, tables.names(layout="reference"))]
+               for p in map(wh.reference_path, tables.names(group="reference"))]
     if None in written:
         return False
     sources = [p.stat().st_mtime for p in source_dir.rglob("*.json")] if source_dir.is_dir() else []

@@ -20,6 +20,7 @@ import polars as pl
 from halo_pipeline.months import Month
 from halo_pipeline.storage.files import data_root, is_remote, read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import RawLanding
+from halo_pipeline.storage.legacy import LEGACY, LegacyLanding
 
 PARQUET_NAME = "data.parquet"
 REFERENCE = "reference"
@@ -76,6 +77,11 @@ class Warehouse:
     def landing(self) -> RawLanding:
         """Raw landing of API bodies under ``<data_dir>/raw``."""
         return RawLanding(self.data_dir / "raw")
+
+    @property
+    def legacy(self) -> LegacyLanding:
+        """Rows imported from LevelUp (the legacy source) under ``<data_dir>/raw/levelup``."""
+        return LegacyLanding(self.data_dir / "raw" / LEGACY)
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
@@ -156,6 +162,10 @@ class Warehouse:
         if not paths:
             return pl.DataFrame(schema=dict(schema))
         return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
+
+    def global_path(self, table: str) -> Path:
+        """The one file of a ``global`` table (not per player): ``warehouse/<table>/data.parquet``."""
+        return self.root / table / PARQUET_NAME
 
     def reference_path(self, table: str) -> Path:
         return self.root / REFERENCE / f"{table}.parquet"

@@ -155,9 +155,13 @@ def materialized_stats(context: dg.AssetExecutionContext, warehouse: WarehouseRe
 
 
 @_asset("player_report", (
-    "Per-player HTML report (plotly): performance score over time, K/D by map and by mode category, session "
-    "history — written to warehouse/reports/<xuid>.html (all the player's months; the path is in the "
-    "metadata)."), deps=["map_stats", "mode_category_stats", "session_stats", "performance_scores"],
+    "Per-player HTML report (plotly): the player's service tag, emblem and career rank, performance score over "
+    "time, K/D by map and by mode category, session history, top teammates (by nickname for friends), the "
+    "sessions played with friends, maps with their thumbnails and medals with their icons (embedded from "
+    "image_assets when images are landed: the file opens offline) — written to warehouse/reports/<xuid>.html (all "
+    "the player's months; the path is in the metadata)."),
+    deps=["map_stats", "mode_category_stats", "session_stats", "performance_scores", "teammates", "friends",
+          "player_profiles", "medals", "image_assets"],
     kinds={"plotly", "html"})
 def player_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.warehouse()

@@ -1,16 +1,18 @@
 """Keeping up to date: the delta-sync sensor, the declared-players sensor and declarative automation."""
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
+from halo_pipeline.defs.people.jobs import people_job
 from halo_pipeline.defs.sync.jobs import sync_job
 from halo_pipeline.defs.sync.requests import busy_players, plan_players, run_requests
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.instance import registered
 from halo_pipeline.partitions import PLAYERS
-from halo_pipeline.services.players import read_declared_players, resolve
+from halo_pipeline.services.players import read_declared_friends, read_declared_players, resolve
 from halo_pipeline.storage.landing import PROFILE
 from halo_pipeline.storage.resource import WarehouseResource
 
@@ -45,10 +47,12 @@ def delta_sync_sensor(context: dg.SensorEvaluationContext, halo_api: HaloApiReso
 
 
 @dg.sensor(
+    job=people_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Registers the players declared in $HALO_PLAYERS_FILE (default players.yaml): adds the "
-    "missing dynamic partitions (gamertags resolved through the profile API, a few per tick).",
+    "missing dynamic partitions (gamertags resolved through the profile API, a few per tick), including the "
+    "friends declared `register: true`; when the friends declared there change, requests a people_job run.",
 )
 def declared_players_sensor(context: dg.SensorEvaluationContext, halo_api: HaloApiResource,
                             warehouse: WarehouseResource) -> dg.SensorResult:
@@ -75,8 +79,11 @@ def declared_players_sensor(context: dg.SensorEvaluationContext, halo_api: HaloA
             landing.put(PROFILE, str(player.xuid), profile)
         added.append(str(player.xuid))
     requests = [dg.AddDynamicPartitionsRequest(PLAYERS, added)] if added else []
-    return dg.SensorResult(dynamic_partitions_requests=requests,
-                           skip_reason=None if added else "every declared player is registered")
+    declared = read_declared_friends(path)
+    runs = [dg.RunRequest(run_key="friends:" + hashlib.sha256(repr(declared).encode()).hexdigest()[:16])] \
+        if declared else []  # the same declarations: the same run_key, deduped by Dagster
+    return dg.SensorResult(dynamic_partitions_requests=requests, run_requests=runs,
+                           skip_reason=None if added or runs else "every declared player is registered")
 
 
 #: Declarative automation (every derived asset carries :data:`halo_pipeline.defs.common.FOLLOWS_UPSTREAM`): after
