@@ -786,56 +786,70 @@ class Mismatch:
     parquet: object
 
 
-def compare(wh: Warehouse, partitions: Iterable[Partition] | None = None) -> tuple[int, list[Mismatch]]:
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`: partitions ``compared`` (the store holds the very file that is on disk),
+    ``mismatches`` among them, and ``pending`` partitions whose file is not the one the store loaded (written
+    since the last update, or removed: the next update applies them)."""
+
+    compared: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    pending: list[Partition] = field(default_factory=list)
+
+
+def compare(wh: Warehouse, partitions: Iterable[Partition] | None = None) -> Comparison:
     """Compare the published store with the Parquet partitions: per partition its row count and the sum of
     every numeric column (floats to a relative 1e-9). ``partitions=None``: every partition of the warehouse
-    and of the store (also finds partitions missing on one side). Returns (partitions compared, mismatches).
+    and of the store. A partition is compared only when the store loaded the file that is on disk (same
+    fingerprint before and after reading it); the others are ``pending``.
 
     Raises:
         FileNotFoundError: no store yet.
     """
     files = scan(wh) if partitions is None else {
-        p: loc for p in partitions if (loc := _located(wh, p))[1] is not None}
-    mismatches: list[Mismatch] = []
+        p: loc for p in set(partitions) if (loc := _located(wh, p))[1] is not None}
+    out = Comparison()
     with connect(wh) as con:
-        store_parts = {Partition(t, o, m) for t, o, m, fp in con.execute(
-            f"SELECT table_name, owner, month, fingerprint FROM {_PARTITIONS}").fetchall()
-            if fp is not None and t in tables.TABLES}
-        wanted = set(files) | (store_parts if partitions is None else set(partitions) & store_parts)
+        loaded = {Partition(t, o, m): fp for t, o, m, fp in con.execute(
+            f"SELECT table_name, owner, month, fingerprint FROM {_PARTITIONS}").fetchall() if t in tables.TABLES}
+        candidates = set(files) | {p for p, fp in loaded.items()
+                                   if fp is not None and (partitions is None or p in set(partitions))}
+        same = {p for p in candidates if p in files and loaded.get(p) == files[p][1]}
+        out.pending = sorted(candidates - same)
         by_table: dict[str, list[Partition]] = defaultdict(list)
-        for p in wanted:
+        for p in same:
             by_table[p.table].append(p)
         for name, parts in sorted(by_table.items()):
-            spec = tables.TABLES[name]
-            columns = [c for c, t in _columns(con, name).items()
-                       if c not in (OWNER, MONTH) and t.split("(")[0] in _NUMERIC]
-            sums = "".join(f", sum({_q(c)}::DOUBLE)" for c in columns)
-            keys = {"player_month": f"{OWNER}, strftime({MONTH}, '%Y-%m-%d')", "player": f"{OWNER}, ''"}.get(
-                spec.layout, "0, ''")
-            in_store = {Partition(name, o, m): rest for o, m, *rest in con.execute(
-                f"SELECT {keys}, count(*){sums} FROM {_q(name)} WHERE {_partition_filter(con, spec.layout, parts)} "
-                "GROUP BY ALL").fetchall()}
-            present = [p for p in parts if p in files]
-            in_files = {}
-            if present:
-                source = _source(spec.layout)
-                file_cols = _file_columns(con, spec.layout, [str(files[p][0]) for p in present])
-                file_sums = "".join(f", sum({_q(c)}::DOUBLE)" if c in file_cols else ", NULL" for c in columns)
-                in_files = {Partition(name, o, m): rest for o, m, *rest in con.execute(
-                    f"SELECT {keys}, count(*){file_sums} FROM ({source}) GROUP BY ALL",
-                    {"files": [str(files[p][0]) for p in present]}).fetchall()}
-            for p in parts:
-                if p in files and p not in store_parts:
-                    mismatches.append(Mismatch(p, "missing in store", None, in_files.get(p, [0])[0]))
-                    continue
-                if p not in files:
-                    mismatches.append(Mismatch(p, "no Parquet file", in_store.get(p, [0])[0], None))
-                    continue
-                a, b = in_store.get(p, [0] + [None] * len(columns)), in_files.get(p, [0] + [None] * len(columns))
-                for what, x, y in zip(["rows", *columns], a, b, strict=True):
-                    if not _same(x, y):
-                        mismatches.append(Mismatch(p, what if what == "rows" else f"sum({what})", x, y))
-    return len(wanted), mismatches
+            out.mismatches += _compare_table(con, tables.TABLES[name], parts, files)
+    moved = {p for p in same if _located(wh, p)[1] != files[p][1]}  # replaced while we read it
+    out.pending = sorted(set(out.pending) | moved)
+    out.mismatches = [m for m in out.mismatches if m.partition not in moved]
+    out.compared = len(same - moved)
+    return out
+
+
+def _compare_table(con: duckdb.DuckDBPyConnection, spec: tables.Table, parts: list[Partition],
+                   files: dict[Partition, tuple[Path, str]]) -> list[Mismatch]:
+    name = spec.name
+    columns = [c for c, t in _columns(con, name).items() if c not in (OWNER, MONTH) and t.split("(")[0] in _NUMERIC]
+    keys = {"player_month": f"{OWNER}, strftime({MONTH}, '%Y-%m-%d')", "player": f"{OWNER}, ''"}.get(
+        spec.layout, "0, ''")
+    sums = "".join(f", sum({_q(c)}::DOUBLE)" for c in columns)
+    in_store = {Partition(name, o, m): tuple(rest) for o, m, *rest in con.execute(
+        f"SELECT {keys}, count(*){sums} FROM {_q(name)} WHERE {_partition_filter(con, spec.layout, parts)} "
+        "GROUP BY ALL").fetchall()}
+    paths = [str(files[p][0]) for p in parts]
+    have = _file_columns(con, spec.layout, paths)
+    file_sums = "".join(f", sum({_q(c)}::DOUBLE)" if c in have else ", NULL" for c in columns)
+    in_files = {Partition(name, o, m): tuple(rest) for o, m, *rest in con.execute(
+        f"SELECT {keys}, count(*){file_sums} FROM ({_source(spec.layout)}) GROUP BY ALL", {"files": paths}).fetchall()}
+    empty = (0,) + (None,) * len(columns)
+    out = []
+    for p in sorted(parts):
+        a, b = in_store.get(p, empty), in_files.get(p, empty)
+        out += [Mismatch(p, what if what == "rows" else f"sum({what})", x, y)
+                for what, x, y in zip(["rows", *columns], a, b, strict=True) if not _same(x, y)]
+    return out
 
 
 def _same(x, y) -> bool:
