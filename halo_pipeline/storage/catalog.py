@@ -185,34 +185,41 @@ def summary(wh: Warehouse) -> str:
     watermark (UTC), then the failures waiting for the next sync."""
     if not wh.catalog_path.exists():
         return f"no serving store at {wh.catalog_path}: run `halo-pipeline sync` (or `halo-pipeline serve`) first"
-    lines = [f"warehouse: {wh.root}", "", f"{'table':<24}{'rows':>10}  date range (UTC)"]
     with connect_catalog(wh) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        tables = sorted(t for t in (*registry.TABLES, *ROLLUPS) if t in present)
-        for table in tables:
-            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-            columns = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
-            span = ""
-            if "start_time" in columns and rows:
-                lo, hi = con.execute(f'SELECT min(start_time), max(start_time) FROM "{table}"').fetchone()
-                span = f"{lo:%Y-%m-%d} → {hi:%Y-%m-%d}" if lo else ""
-            lines.append(f"{table:<24}{rows:>10}  {span}")
-        if {"match_facts", "sync_meta"} <= set(tables):
-            lines += ["", f"{'player':<18}{'gamertag':<16}{'matches':>8}  {'newest match':<18}{'last sync':<18}"
-                      "status      watermark"]
-            gamertags = "(SELECT any_value(gamertag) FROM xuid_aliases a WHERE a.xuid = f.owner_xuid)" \
-                if "xuid_aliases" in tables else "NULL"
-            for xuid, gamertag, matches, newest, synced, status, watermark in con.execute(f"""
-                SELECT f.owner_xuid, {gamertags}, count(*), max(f.start_time), any_value(s.last_sync_at),
-                       any_value(s.sync_status), any_value(s.watermark)
-                FROM match_facts f LEFT JOIN sync_meta s ON s.xuid = f.owner_xuid GROUP BY 1 ORDER BY 1
-            """).fetchall():
-                stamp = "%Y-%m-%d %H:%M"
-                lines.append(f"{xuid:<18}{(gamertag or '')[:15]:<16}{matches:>8}  {newest:{stamp}}  "
-                             f"{synced.strftime(stamp) if synced else 'never':<18}{status or '?':<12}"
-                             f"{watermark.strftime(stamp) if watermark else '-'}")
-        if "raw_matches" in tables:
-            lines += _failures(con)
+        return summary_of(con, wh)
+
+
+def summary_of(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> str:
+    """:func:`summary` over any connection holding the tables (the serving store, or :func:`refresh_catalog`'s
+    views)."""
+    lines = [f"warehouse: {wh.root}", "", f"{'table':<24}{'rows':>10}  date range (UTC)"]
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()").fetchall()}
+    tables = sorted(t for t in (*registry.TABLES, *ROLLUPS) if t in present)
+    for table in tables:
+        rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        columns = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+        span = ""
+        if "start_time" in columns and rows:
+            lo, hi = con.execute(f'SELECT min(start_time), max(start_time) FROM "{table}"').fetchone()
+            span = f"{lo:%Y-%m-%d} → {hi:%Y-%m-%d}" if lo else ""
+        lines.append(f"{table:<24}{rows:>10}  {span}")
+    if {"match_facts", "sync_meta"} <= set(tables):
+        lines += ["", f"{'player':<18}{'gamertag':<16}{'matches':>8}  {'newest match':<18}{'last sync':<18}"
+                  "status      watermark"]
+        gamertags = "(SELECT any_value(gamertag) FROM xuid_aliases a WHERE a.xuid = f.owner_xuid)" \
+            if "xuid_aliases" in tables else "NULL"
+        for xuid, gamertag, matches, newest, synced, status, watermark in con.execute(f"""
+            SELECT f.owner_xuid, {gamertags}, count(*), max(f.start_time), any_value(s.last_sync_at),
+                   any_value(s.sync_status), any_value(s.watermark)
+            FROM match_facts f LEFT JOIN sync_meta s ON s.xuid = f.owner_xuid GROUP BY 1 ORDER BY 1
+        """).fetchall():
+            stamp = "%Y-%m-%d %H:%M"
+            lines.append(f"{xuid:<18}{(gamertag or '')[:15]:<16}{matches:>8}  {newest:{stamp}}  "
+                         f"{synced.strftime(stamp) if synced else 'never':<18}{status or '?':<12}"
+                         f"{watermark.strftime(stamp) if watermark else '-'}")
+    if "raw_matches" in tables:
+        lines += _failures(con)
     return "\n".join(lines)
 
 

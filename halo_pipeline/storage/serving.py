@@ -664,11 +664,7 @@ def _rebuild(wh: Warehouse, seq: int, cursor: Cursor | None) -> UpdateReport:
         con.execute("CHECKPOINT")
     slot = _new_slot_path(wh)
     os.replace(building, slot)
-    _publish(wh, slot)
-    for other in _slots(wh):  # the other slots would be caught up partition by partition: drop them instead
-        if other != slot and (con := _open_writable(other)) is not None:
-            con.close()
-            _remove_slot(other)
+    _publish(wh, slot)  # older slots stay: the next update catches one up (the partitions whose file changed)
     report.slot, report.changed = slot.name, len(files)
     return report
 
