@@ -184,10 +184,11 @@ def _measure(result, label: str, wh: Warehouse, views_runs: int, targets: tuple[
     seconds, mib, rows = _update_in_subprocess(wh, xuid, month)
     result.add(f"{label}: update after 1 player-month", seconds, "s", rebuild_s, rebuild_s / seconds,
                "< 1 s", seconds < 1)
+    size = serving.published_slot(wh).stat().st_size / 2**20
     result.notes.append(f"{label}: full rebuild {rebuild_s:.1f} s ({rebuild.rows_inserted:,} rows, "
-                        f"{rebuild.changed:,} partitions, store file {serving.published_slot(wh).stat().st_size / 2**20:,.0f}"
-                        f" MiB); the update re-loaded {rows:,} rows; the first update after the rebuild (its slot "
-                        f"copied from the store) {first_update:.2f} s")
+                        f"{rebuild.changed:,} partitions, store file {size:,.0f} MiB); the update re-loaded "
+                        f"{rows:,} rows; the first update after the rebuild (its slot copied from the store) "
+                        f"{first_update:.2f} s")
     return {"update_s": seconds, "update_mib": mib}
 
 
