@@ -148,6 +148,8 @@ serving.update(Warehouse(Path(root)))
 @pytest.mark.parametrize("point", ["_refresh_rollups", "_publish"])  # inside the transaction / after COMMIT
 def test_update_killed_leaves_the_old_state_and_the_next_update_converges(small, tmp_path, point):
     serving.update(small)
+    for month in ("2023-01-01", "2023-02-01"):  # two published updates: the spare slot is one update behind
+        serving.update(small, partitions=[rewrite(small, "global_stats", 2533274900000002, month, keep=0)])
     before = serving.state(small)
     changed = [rewrite(small, "match_participants", P0, "2023-02-01", keep=3),
                rewrite(small, "mode_category_stats", P1, "2023-03-01", keep=1)]
