@@ -13,7 +13,6 @@ asset page's GraphQL query (the UI's own ``PartitionHealthQuery`` for ``match_fa
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ import requests
 
 from halo_pipeline.months import FIRST_MONTH, Month
 from halo_pipeline.partitions import PLAYERS, partition_key
+from halo_pipeline_tests.conftest import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_XUID = 2533274700000000
@@ -150,13 +150,7 @@ def _measure(players: int, root: Path, emulator_url: str, webserver: bool = True
         assert data_["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", data_
         out["backfill launch: 1 player × every month"] = elapsed
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=10)
+        stop_process_group(server)
     return out
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -101,9 +99,5 @@ def test_celery_executor_with_two_workers_gives_the_same_warehouse(tmp_path):
         for table in SYNC_TABLES:
             assert got[table].equals(expected[table]), table
     finally:
-        for worker in workers:
-            stop_process_group(worker)
-        if redis.poll() is None:
-            os.killpg(redis.pid, signal.SIGTERM)
-            redis.wait(timeout=20)
-        time.sleep(0)
+        for process in [*workers, redis]:
+            stop_process_group(process)
