@@ -1,7 +1,7 @@
 """Run every benchmark and print its figures, each with a ratio against a baseline measured in the same run.
 
     .venv/bin/python -m benchmarks.run            # full mode (≈ 25–30 min on 2 cores)
-    .venv/bin/python -m benchmarks.run --smoke    # tiny sizes, < 60 s: what the test suite runs
+    .venv/bin/python -m benchmarks.run --smoke    # tiny sizes, < 120 s: what the test suite runs
     .venv/bin/python -m benchmarks.run --only first_import,rederive
 
 Benchmarks (modules ``benchmarks/bench_*.py``, each also runnable alone with ``-m``): first_import (a),

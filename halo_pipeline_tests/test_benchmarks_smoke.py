@@ -18,10 +18,10 @@ pytestmark = pytest.mark.system  # real components or separate processes: the fu
 def test_benchmarks_smoke_mode_runs_every_benchmark():
     start = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=240)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for title in ("(a) First import", "(b) Delta sync", "(c) Re-derive", "(d) Dagster overhead", "(e) Memory",
                   "(f) Queries", "(g) Film decode", "(h) Serving store", "(i) Dagster at scale"):
         assert title in out.stdout, title
     assert "ratio" in out.stdout
-    assert time.monotonic() - start < 60
+    assert time.monotonic() - start < 120
