@@ -401,22 +401,17 @@ def _write_state(con: duckdb.DuckDBPyConnection, seq: int, cursor: Cursor | None
         datetime.now(UTC), LAYOUT_VERSION])
 
 
-def _pairs_frame(parts: Iterable[Partition]) -> pl.DataFrame:
-    rows = [(p.owner, p.month or None) for p in parts]
-    return pl.DataFrame(rows, schema={"owner": pl.Int64, "month": pl.Utf8}, orient="row").with_columns(
-        pl.col("month").str.to_date("%Y-%m-%d"))
-
-
 def _partition_filter(con: duckdb.DuckDBPyConnection, layout: str, parts: list[Partition]) -> str:
     """A ``WHERE`` clause selecting the rows of ``parts`` (one table) in a store table: the owners as a literal
-    ``IN`` list (DuckDB prunes row groups by their min/max), refined to the exact owner × month pairs."""
+    ``IN`` list (DuckDB prunes row groups by their min/max), refined to the exact owner × month pairs (xuids are
+    ints and months validated ``YYYY-MM-01`` keys: safe as literals)."""
     if layout == "reference":
         return "true"
-    owners = ", ".join(str(o) for o in sorted({p.owner for p in parts}))
+    owners = ", ".join(str(o) for o in sorted({int(p.owner) for p in parts}))
     if layout == "player":
         return f"{OWNER} IN ({owners})"
-    con.register("_pairs", _pairs_frame(parts))
-    return f"{OWNER} IN ({owners}) AND ({OWNER}, {MONTH}) IN (SELECT owner, month FROM _pairs)"
+    pairs = ", ".join(f"({int(p.owner)}, DATE '{Month(p.month)}')" for p in sorted(set(parts)))
+    return f"{OWNER} IN ({owners}) AND ({OWNER}, {MONTH}) IN (SELECT * FROM (VALUES {pairs}))"
 
 
 def _delete(con: duckdb.DuckDBPyConnection, spec: tables.Table, parts: list[Partition]) -> int:
