@@ -430,6 +430,9 @@ def _upsert_partitions(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> Non
     """``rows``: (table, owner, month, fingerprint, rows, seq)."""
     if not rows:
         return
+    if len(rows) <= 1000:  # an incremental update: a few rows
+        con.executemany(f"INSERT OR REPLACE INTO {_PARTITIONS} VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return
     frame = pl.DataFrame(rows, schema={"table_name": pl.Utf8, "owner": pl.Int64, "month": pl.Utf8,  # noqa: F841
                                        "fingerprint": pl.Utf8, "rows": pl.Int64, "seq": pl.Int64}, orient="row")
     con.execute(f"INSERT OR REPLACE INTO {_PARTITIONS} SELECT * FROM frame")
@@ -601,15 +604,17 @@ def update(wh: Warehouse, feed: Feed | None = None, partitions: Iterable[Partiti
         ServingBusy: the writer lock or a free slot could not be had within :data:`WRITE_WAIT_SECONDS`.
     """
     started = time.perf_counter()
-    with _writer_lock(wh):
+    with _writer_lock(wh), contextlib.ExitStack() as stack:
         published = published_slot(wh)
-        current = None
-        if published is not None:
-            with connect(wh) as con:
-                current = _read_state(con)
+        reader = connect(wh) if published is not None else None  # the published snapshot, read once
+        if reader is not None:
+            stack.callback(reader.close)  # closed by _apply before it attaches that file; or here on an error
+        current = _read_state(reader) if reader is not None else None
         rebuild = rebuild or current is None or current.get("layout_version") != LAYOUT_VERSION
         cursor = _cursor(current)
         if rebuild:
+            if reader is not None:
+                reader.close()
             if feed is not None:  # read the feed's position before listing the files
                 cursor = feed(None).cursor
             report = _rebuild(wh, int((current or {}).get("seq") or 0) + 1, cursor)
@@ -619,10 +624,10 @@ def update(wh: Warehouse, feed: Feed | None = None, partitions: Iterable[Partiti
                 changes = feed(cursor)
                 listed, cursor = changes.partitions, changes.cursor or cursor
             if listed is not None:
-                report = _apply(wh, published, current, {p: _located(wh, p) for p in set(listed)}, cursor)
+                report = _apply(wh, published, reader, current, {p: _located(wh, p) for p in set(listed)}, cursor)
             else:
                 scope = None if players is None else {int(x) for x in players}
-                report = _apply(wh, published, current, scan(wh, scope), cursor, reconcile=True, scope=scope)
+                report = _apply(wh, published, reader, current, scan(wh, scope), cursor, reconcile=True, scope=scope)
         if report.mode != "noop":
             _collect_garbage(wh)
     report.seconds = time.perf_counter() - started
@@ -664,14 +669,16 @@ def _rebuild(wh: Warehouse, seq: int, cursor: Cursor | None) -> UpdateReport:
     return report
 
 
-def _apply(wh: Warehouse, published: Path, current: dict, examined: dict[Partition, tuple[Path, str | None]],
-           cursor: Cursor | None, reconcile: bool = False, scope: set[int] | None = None) -> UpdateReport:
+def _apply(wh: Warehouse, published: Path, reader: duckdb.DuckDBPyConnection, current: dict,
+           examined: dict[Partition, tuple[Path, str | None]], cursor: Cursor | None, reconcile: bool = False,
+           scope: set[int] | None = None) -> UpdateReport:
     """Catch a free slot up with the published one, apply the examined partitions whose fingerprint changed
     (a ``reconcile`` also removes the store's partitions of the players in ``scope`` — all when ``None`` —
-    that have no file any more), refresh the roll-ups of the touched players, publish. One transaction."""
+    that have no file any more), refresh the roll-ups of the touched players, publish. One transaction.
+    ``reader``: a connection to the published snapshot, closed here (before the writer attaches that file)."""
     seq = int(current["seq"]) + 1
-    with connect(wh) as con:  # what the published snapshot has, to skip unchanged partitions before writing
-        known = _known(con, examined, reconcile, scope)
+    with reader:  # what the published snapshot has, to skip unchanged partitions before writing
+        known = _known(reader, examined, reconcile, scope)
     stale = {p for p, (_, fp) in examined.items() if known.get(p) != fp}
     if reconcile:
         stale |= {p for p, fp in known.items() if fp is not None and p not in examined}
@@ -727,10 +734,10 @@ def _known(con: duckdb.DuckDBPyConnection, examined: dict[Partition, object], re
     if not reconcile:
         if not examined:
             return {}
-        frame = pl.DataFrame([(p.table, p.owner, p.month) for p in examined],  # noqa: F841
-                             schema={"table_name": pl.Utf8, "owner": pl.Int64, "month": pl.Utf8}, orient="row")
-        rows = con.execute(f"SELECT s.table_name, s.owner, s.month, s.fingerprint FROM {_PARTITIONS} s "
-                           "JOIN frame USING (table_name, owner, month)").fetchall()
+        owners = ", ".join(str(o) for o in sorted({int(p.owner) for p in examined}))
+        rows = [r for r in con.execute(f"SELECT table_name, owner, month, fingerprint FROM {_PARTITIONS} "
+                                       f"WHERE owner IN ({owners})").fetchall()
+                if Partition(r[0], r[1], r[2]) in examined]
     elif scope is None:
         rows = con.execute(f"SELECT table_name, owner, month, fingerprint FROM {_PARTITIONS}").fetchall()
     else:
