@@ -2,7 +2,7 @@
 full rebuild, ``halo-pipeline stats``, the update step's memory — at 50 players × 24 months and at community
 scale (2,000 players × 24 months).
 
-    .venv/bin/python -m benchmarks.bench_serving [--smoke]
+    .venv/bin/python -m benchmarks.bench_serving [--smoke] [--large-dir=DIR]
 
 The warehouses are synthetic, written straight to Parquet (no API, no Dagster): 50 × 24 × 125 matches is
 :func:`benchmarks.bench_queries.build` (1.2 M ``match_participants`` rows, 1,200 files per table); the
@@ -201,8 +201,10 @@ def _measure(result, label: str, wh: Warehouse, views_runs: int, targets: tuple[
     return {"update_s": seconds, "update_mib": mib}
 
 
-def run(smoke: bool = False):
-    """The benchmark runner's entry point."""
+def run(smoke: bool = False, large_dir: Path | None = None):
+    """The benchmark runner's entry point. ``large_dir``: a 2,000-player warehouse written earlier by
+    :func:`clone_build` (+ :func:`write_sync_meta`), reused instead of cloned again (its serving store is still
+    rebuilt and timed)."""
     from benchmarks._common import Result
 
     small, large = ((2, 2, 10), (6, 2, 5)) if smoke else ((50, 24, 125), (2000, 24, 25))
@@ -216,8 +218,11 @@ def run(smoke: bool = False):
         built_a = time.perf_counter() - t
         first = _measure(result, f"{small[0]} players", Warehouse(a), 5, (50, 20), smoke)
         t = time.perf_counter()
-        rows_b = clone_build(b, *large)
-        write_sync_meta(Warehouse(b), large[0])
+        if large_dir is not None:
+            b, rows_b = large_dir, 0
+        else:
+            rows_b = clone_build(b, *large)
+            write_sync_meta(Warehouse(b), large[0])
         built_b = time.perf_counter() - t
         second = _measure(result, f"{large[0]:,} players", Warehouse(b), 0 if not smoke else 1, (100, 100), smoke)
     if not smoke:
@@ -233,4 +238,5 @@ def run(smoke: bool = False):
 
 
 if __name__ == "__main__":
-    run(smoke="--smoke" in sys.argv).print()
+    reuse = next((Path(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--large-dir=")), None)
+    run(smoke="--smoke" in sys.argv, large_dir=reuse).print()
