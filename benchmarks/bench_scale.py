@@ -26,7 +26,7 @@ import requests
 
 from halo_pipeline.months import FIRST_MONTH, Month
 from halo_pipeline.partitions import PLAYERS, partition_key
-from halo_pipeline_tests.conftest import stop_process_group
+from halo_pipeline.testing import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_XUID = 2533274700000000

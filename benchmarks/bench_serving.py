@@ -89,22 +89,23 @@ def write_sync_meta(wh: Warehouse, players: int) -> None:
 def _median_ms(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None, runs: int = 5) -> float:
     """Median over ``runs`` (after one warm run) of ``sql`` fetched whole as a polars frame (what a notebook or a
     dashboard does; ``fetchall``'s Python tuples would measure Python, not the store), ms."""
-    con.sql(sql, params=params or {}).pl()
+    cur = con.cursor()  # a fresh cursor: DuckDB 2 refuses .sql() on a connection with an unfinished result
+    cur.sql(sql, params=params or {}).pl()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        con.sql(sql, params=params or {}).pl()
+        cur.sql(sql, params=params or {}).pl()
         times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)
 
 
 def _dashboard_ms(con: duckdb.DuckDBPyConnection, xuid: int, runs: int = 5) -> float:
     """Median over ``runs`` of one dashboard load (every :data:`DASHBOARD` query in turn), ms."""
-    times = []
+    times, cur = [], con.cursor()
     for i in range(runs + 1):
         t = time.perf_counter()
         for sql in DASHBOARD.values():
-            con.sql(sql, params={"x": xuid}).pl()
+            cur.sql(sql, params={"x": xuid}).pl()
         if i:
             times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)

@@ -1,4 +1,5 @@
-"""Real servers for the tests and benchmarks (not used by the pipeline itself): a throwaway PostgreSQL cluster.
+"""Real servers for the tests and benchmarks (not used by the pipeline itself): a throwaway PostgreSQL cluster, and
+stopping a server started in its own process group.
 
 The PostgreSQL server is started from the binaries of the ``pgserver`` wheel (a dev dependency, so no system
 package is needed), or Debian's ``postgresql`` (``/usr/lib/postgresql/*/bin``) when the wheel is absent. It listens
@@ -11,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -97,3 +99,15 @@ def postgres_server() -> Iterator[dict[str, str]]:
         subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], user=user,
                        capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_process_group(process) -> None:
+    """Stop a ``subprocess.Popen`` started with ``start_new_session=True`` (dagster dev / dagster-daemon) and
+    its children by its process group: SIGTERM, then SIGKILL after 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
