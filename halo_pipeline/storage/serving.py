@@ -386,9 +386,10 @@ def _file_columns(con: duckdb.DuckDBPyConnection, layout: str, files: list[str])
 
 
 def _create_meta(con: duckdb.DuckDBPyConnection) -> None:
+    # No PRIMARY KEY: DuckDB loads a whole ART index into memory on first use — memory that would grow with the
+    # warehouse; rows are replaced by owner (pruned by min/max) instead.
     con.execute(f"""CREATE TABLE IF NOT EXISTS {_PARTITIONS} (table_name VARCHAR NOT NULL, owner BIGINT NOT NULL,
-        month VARCHAR NOT NULL, fingerprint VARCHAR, rows BIGINT NOT NULL, seq BIGINT NOT NULL,
-        PRIMARY KEY (table_name, owner, month))""")
+        month VARCHAR NOT NULL, fingerprint VARCHAR, rows BIGINT NOT NULL, seq BIGINT NOT NULL)""")
     con.execute(f"""CREATE TABLE IF NOT EXISTS {_STATE} (seq BIGINT, base_seq BIGINT, instance_id VARCHAR,
         event_cursor BIGINT, updated_at TIMESTAMPTZ, layout_version INTEGER)""")
     con.execute("CREATE TABLE IF NOT EXISTS serving_rollups (name VARCHAR PRIMARY KEY, sql VARCHAR)")
@@ -426,16 +427,25 @@ def _insert_files(con: duckdb.DuckDBPyConnection, spec: tables.Table, files: lis
     return con.execute(f"INSERT INTO {_q(spec.name)} BY NAME {_source(spec.layout)}", {"files": files}).fetchone()[0]
 
 
-def _upsert_partitions(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
-    """``rows``: (table, owner, month, fingerprint, rows, seq)."""
+def _upsert_partitions(con: duckdb.DuckDBPyConnection, rows: list[tuple], replace: bool = True) -> None:
+    """Record ``rows`` (table, owner, month, fingerprint, rows, seq) in ``serving_partitions``, replacing those
+    partitions' rows (``replace=False``: the table is known not to hold them)."""
     if not rows:
         return
-    if len(rows) <= 1000:  # an incremental update: a few rows
-        con.executemany(f"INSERT OR REPLACE INTO {_PARTITIONS} VALUES (?, ?, ?, ?, ?, ?)", rows)
+    if len(rows) <= 1000:  # an incremental update: a few rows, as literals (no frame to convert)
+        if replace:
+            owners = ", ".join(str(o) for o in sorted({int(r[1]) for r in rows}))
+            keys = ", ".join(f"({_lit(t)}, {int(o)}, {_lit(m)})" for t, o, m, *_ in rows)
+            con.execute(f"DELETE FROM {_PARTITIONS} WHERE owner IN ({owners}) AND (table_name, owner, month) IN "
+                        f"(SELECT * FROM (VALUES {keys}))")
+        con.executemany(f"INSERT INTO {_PARTITIONS} VALUES (?, ?, ?, ?, ?, ?)", rows)
         return
     frame = pl.DataFrame(rows, schema={"table_name": pl.Utf8, "owner": pl.Int64, "month": pl.Utf8,  # noqa: F841
                                        "fingerprint": pl.Utf8, "rows": pl.Int64, "seq": pl.Int64}, orient="row")
-    con.execute(f"INSERT OR REPLACE INTO {_PARTITIONS} SELECT * FROM frame")
+    if replace:
+        con.execute(f"DELETE FROM {_PARTITIONS} WHERE (table_name, owner, month) IN "
+                    "(SELECT table_name, owner, month FROM frame)")
+    con.execute(f"INSERT INTO {_PARTITIONS} SELECT * FROM frame")
 
 
 def _partition_rows(con: duckdb.DuckDBPyConnection, spec: tables.Table, parts: list[Partition] | None = None
@@ -658,7 +668,7 @@ def _rebuild(wh: Warehouse, seq: int, cursor: Cursor | None) -> UpdateReport:
             counts = _partition_rows(con, spec)
             report.rows_inserted += sum(counts.values())
             meta += [(p.table, p.owner, p.month, fp, counts.get(p, 0), seq) for p, _, fp in found]
-        _upsert_partitions(con, meta)
+        _upsert_partitions(con, meta, replace=False)
         _ensure_rollups(con)
         _write_state(con, seq, cursor)
         con.execute("CHECKPOINT")
