@@ -297,3 +297,27 @@ def test_store_follows_a_sync_a_rederive_and_two_concurrent_runs(tmp_path, monke
         assert serving.state(wh)["event_cursor"] == latest_event_id(instance)  # nothing left behind
         store_equals_views(wh)
         assert_converged(wh)
+
+
+@pytest.mark.system
+@pytest.mark.slow
+def test_serve_command_builds_checks_and_reconciles(small, tmp_path):
+    """``halo-pipeline serve`` (a catalog_job run on the persistent instance), ``serve --check`` (exit 1 on a
+    partition not applied yet), ``serve --reconcile`` (files changed outside Dagster), ``stats``."""
+    env = {**os.environ, "HALO_DATA_DIR": str(small.data_dir), "DAGSTER_HOME": str(tmp_path / "home")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "halo_pipeline.cli", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    built = cli("serve")
+    assert built.returncode == 0 and "serving store:" in built.stdout, built.stdout + built.stderr
+    assert cli("serve", "--check").returncode == 0
+    changed = rewrite(small, "map_stats", P0, "2023-02-01", keep=1)  # outside Dagster: no materialization
+    check = cli("serve", "--check")
+    assert check.returncode == 1 and f"pending  map_stats 2023-02-01|{P0}" in check.stdout
+    assert cli("serve").returncode == 0 and serving.compare(small).pending == [changed]  # the feed saw nothing
+    assert cli("serve", "--reconcile").returncode == 0
+    assert cli("serve", "--check").returncode == 0
+    stats = cli("stats")
+    assert stats.returncode == 0 and "mv_map_stats" in stats.stdout and str(P0) in stats.stdout
