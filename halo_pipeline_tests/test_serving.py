@@ -109,11 +109,10 @@ def test_check_finds_a_store_that_differs_from_parquet(small):
     result = serving.compare(small)
     assert [(m.partition.table, m.partition.owner, m.what) for m in result.mismatches] == [
         ("match_facts", P1, "sum(kills)")]
-    from halo_pipeline.defs.warehouse.assets import serving_matches_parquet
-    from halo_pipeline.storage.resource import WarehouseResource
+    from halo_pipeline.defs.warehouse.assets import check_store
 
-    check = serving_matches_parquet(warehouse=WarehouseResource(data_dir=str(small.data_dir)))
-    assert check.passed is (serving.compare(small, [Partition("match_facts", P1, "2023-01-01")]).mismatches == [])
+    check = check_store(small)  # the asset's check: the latest update's partitions and a sample (here: all 54)
+    assert not check.passed and check.metadata["mismatches"].value == 1
 
 
 def test_adding_a_rollup_is_one_entry(small, monkeypatch):

@@ -94,7 +94,33 @@ class ServingConfig(dg.Config):
     reconcile: bool = False
 
 
-@dg.asset(group_name="warehouse", deps=[*tables.TABLES, "player_report"], kinds={"duckdb"}, pool=SERVING_POOL)
+def check_store(wh) -> dg.AssetCheckResult:
+    """The ``serving_matches_parquet`` check: the partitions of the latest update and a random sample of
+    :data:`CHECK_SAMPLE` others compared with their Parquet files (:func:`halo_pipeline.storage.serving.compare`);
+    fails on any mismatch, reports pending partitions (written since the update)."""
+    with serving.connect(wh) as con:
+        latest = con.execute("SELECT max(seq) FROM serving_partitions").fetchone()[0]
+        rows = con.execute("SELECT table_name, owner, month, seq FROM serving_partitions "
+                           "WHERE fingerprint IS NOT NULL").fetchall()
+    known = [(serving.Partition(t, o, m), s) for t, o, m, s in rows if t in tables.TABLES]
+    recent = [p for p, s in known if s == latest]
+    others = [p for p, s in known if s != latest]
+    result = serving.compare(wh, recent + random.sample(others, min(CHECK_SAMPLE, len(others))))
+    listed = "\n".join(f"- {m.partition.table} {m.partition.month}|{m.partition.owner}: {m.what} store={m.store} "
+                       f"parquet={m.parquet}" for m in result.mismatches[:20])
+    return dg.AssetCheckResult(check_name=CHECK_NAME, passed=not result.mismatches, metadata={
+        "partitions_compared": result.compared, "mismatches": len(result.mismatches),
+        "pending": len(result.pending), **({"first_mismatches": dg.MetadataValue.md(listed)} if listed else {})})
+
+
+CHECK_NAME = "serving_matches_parquet"
+
+
+@dg.asset(group_name="warehouse", deps=[*tables.TABLES, "player_report"], kinds={"duckdb"}, pool=SERVING_POOL,
+          check_specs=[dg.AssetCheckSpec(CHECK_NAME, asset="warehouse_catalog", blocking=False, description=(
+              "The serving store equals the Parquet partitions: per partition (the latest update's and a random "
+              f"sample of {CHECK_SAMPLE}) the row count and the sum of every numeric column. Partitions written "
+              "since the update are reported as pending, not compared."))])
 def warehouse_catalog(context: dg.AssetExecutionContext, config: ServingConfig,
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The serving store ``$HALO_DATA_DIR/warehouse/halo.duckdb`` (a link to its published snapshot): every
@@ -115,7 +141,7 @@ def warehouse_catalog(context: dg.AssetExecutionContext, config: ServingConfig,
     context.log.info(f"serving store: {report.mode}, {report.changed} partition(s) changed, "
                      f"{report.rows_inserted} rows in, {report.rows_deleted} out, {report.seconds:.2f} s")
     lines = ["| table | rows |", "|---|---|"] + [f"| {t} | {n} |" for t, n in counts.items()]
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(check_results=[check_store(wh)], metadata={
         "path": dg.MetadataValue.path(str(wh.catalog_path)),
         "snapshot": report.slot, "update": report.mode, "seq": report.seq,
         "partitions_changed": report.changed, "partitions_caught_up": report.caught_up,
@@ -125,28 +151,6 @@ def warehouse_catalog(context: dg.AssetExecutionContext, config: ServingConfig,
         "tables": dg.MetadataValue.md("\n".join(lines)),
         **{f"rows/{t}": n for t, n in counts.items()},
     })
-
-
-@dg.asset_check(asset=warehouse_catalog, name="serving_matches_parquet", blocking=False, description=(
-    "The serving store equals the Parquet partitions: per partition (the latest update's and a random sample of "
-    f"{CHECK_SAMPLE}) the row count and the sum of every numeric column. Partitions written since the update "
-    "are reported as pending, not compared."))
-def serving_matches_parquet(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    wh = warehouse.warehouse()
-    with serving.connect(wh) as con:
-        latest = con.execute("SELECT max(seq) FROM serving_partitions").fetchone()[0]
-        rows = con.execute("SELECT table_name, owner, month, seq FROM serving_partitions "
-                           "WHERE fingerprint IS NOT NULL").fetchall()
-    known = [(serving.Partition(t, o, m), s) for t, o, m, s in rows if t in tables.TABLES]
-    recent = [p for p, s in known if s == latest]
-    others = [p for p, s in known if s != latest]
-    sample = recent + random.sample(others, min(CHECK_SAMPLE, len(others)))
-    result = serving.compare(wh, sample)
-    listed = "\n".join(f"- {m.partition.table} {m.partition.month}|{m.partition.owner}: {m.what} store={m.store} "
-                       f"parquet={m.parquet}" for m in result.mismatches[:20])
-    return dg.AssetCheckResult(passed=not result.mismatches, metadata={
-        "partitions_compared": result.compared, "mismatches": len(result.mismatches),
-        "pending": len(result.pending), **({"first_mismatches": dg.MetadataValue.md(listed)} if listed else {})})
 
 
 catalog_job = dg.define_asset_job(
