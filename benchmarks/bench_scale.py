@@ -1,4 +1,4 @@
-"""Dagster at community scale (i): 2,000 registered players (dynamic partitions) × every month since 2021-11 on
+"""Dagster at community scale (m): 2,000 registered players (dynamic partitions) × every month since 2021-11 on
 the persistent SQLite instance the CLI creates, against the same figures at 50 players measured in the same run.
 
     .venv/bin/python -m benchmarks.bench_scale [--smoke]
@@ -161,7 +161,7 @@ def run(smoke: bool = False):
     from halo_pipeline.emulator.synthetic import SyntheticWorld
 
     small, large = (2, 5) if smoke else (50, 2000)
-    result = Result(f"(i) Dagster at scale: {large:,} vs {small} registered players × every month since "
+    result = Result(f"(m) Dagster at scale: {large:,} vs {small} registered players × every month since "
                     f"{FIRST_MONTH.label}")
     with tempfile.TemporaryDirectory(prefix="halo-bench-scale-") as tmp, \
             Emulator(synthetic=SyntheticWorld(seed=3, players=1, months=1, matches_per_month=1)) as emulator:

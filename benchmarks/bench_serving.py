@@ -1,4 +1,4 @@
-"""Serving store benchmark (h): the materialized store vs today's views over Parquet, incremental updates vs a
+"""Serving store benchmark (l): the materialized store vs today's views over Parquet, incremental updates vs a
 full rebuild, ``halo-pipeline stats``, the update step's memory — at 50 players × 24 months and at community
 scale (2,000 players × 24 months).
 
@@ -209,7 +209,7 @@ def run(smoke: bool = False, large_dir: Path | None = None):
     from benchmarks._common import Result
 
     small, large = ((2, 2, 10), (6, 2, 5)) if smoke else ((50, 24, 125), (2000, 24, 25))
-    result = Result(f"(h) Serving store: {small[0]} players × {small[1]} months × {small[2]} matches, and "
+    result = Result(f"(l) Serving store: {small[0]} players × {small[1]} months × {small[2]} matches, and "
                     f"{large[0]:,} × {large[1]} × {large[2]}")
     with tempfile.TemporaryDirectory(prefix="halo-bench-serving-") as tmp:
         a, b = Path(tmp) / "small", Path(tmp) / "large"

@@ -7,11 +7,11 @@
 Benchmarks (modules ``benchmarks/bench_*.py``, each also runnable alone with ``-m``): first_import (a),
 delta (b), rederive (c, film chunks from ../shared skipped with a printed reason when absent), overhead (d),
 memory (e), queries (f), film_decode (g: spnkr's film reader vs film_decoder on one core; recorded chunks
-skipped with a printed reason when ../shared is absent), serving (h: the serving store vs the views over Parquet,
-incremental update vs rebuild, stats, at 50 and 2,000 players), scale (i: players add, the delta sensor's tick, the
-asset page's GraphQL query and backfill launches at 2,000 vs 50 registered players). Exit status 1 when a
-benchmark raised (a missed target
-is printed, not an error: speed is measured here, not asserted).
+skipped with a printed reason when ../shared is absent), people (h: the players table vs DuckDB), levelup_import
+(j: a long LevelUp history landed and derived; skipped without ../shared/legacy), serving (l: the serving store vs
+the views over Parquet, incremental update vs rebuild, stats, at 50 and 2,000 players), scale (m: players add, the
+delta sensor's tick, the asset page's GraphQL query and backfill launches at 2,000 vs 50 registered players). Exit
+status 1 when a benchmark raised (a missed target is printed, not an error: speed is measured here, not asserted).
 
 This module imports nothing heavy at import time: the film decoding pool's spawned workers re-import the main
 module, and must start fast.
@@ -28,7 +28,8 @@ import time
 import traceback
 from datetime import date
 
-BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries", "film_decode", "serving", "scale"]
+BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries", "film_decode", "people",
+              "levelup_import", "serving", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,21 +19,24 @@ def assets_of(*groups: str) -> list[dg.AssetsDefinition]:
             and set(a.group_names_by_key.values()) & set(groups)]
 
 
+def checks(*names: str) -> list[dg.AssetChecksDefinition]:
+    """The asset checks of the code location declared apart from their asset (all, or those named)."""
+    return [c for c in defs().asset_checks or () if not names or {k.name for k in c.check_keys} & set(names)]
+
+
 def asset(name: str) -> dg.AssetsDefinition:
     """The asset definition (as declared, no resource bound) that materializes asset ``name``."""
     [found] = [a for a in defs().assets if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(name) in a.keys]
     return found
 
 
-def checks(*names: str) -> list[dg.AssetChecksDefinition]:
-    """The asset checks of the code location declared apart from their asset (all, or those named)."""
-    return [c for c in defs().asset_checks or () if not names or {k.name for k in c.check_keys} & set(names)]
-
-
-#: What a sync run lands and derives from raw landing (the API-calling assets and the stats family).
-SYNC_ASSETS = assets_of("matches", "stats")
 #: Their tables, in registry order.
 SYNC_TABLES = tables.names(group="matches") + tables.names(group="stats")
+#: What a sync run lands and derives from raw landing (the API-calling assets and the stats family), with the
+#: per-partition checks of those tables.
+SYNC_ASSETS = [*assets_of("matches", "stats"),
+               *(c for c in checks() if {k.asset_key.path[-1] for k in c.check_keys} <= set(SYNC_TABLES)
+                 and "player_sync_fresh" not in {k.name for k in c.check_keys})]
 
 
 def resources(url: str, data_dir, reference_dir=None, **api) -> dict:
@@ -42,6 +45,15 @@ def resources(url: str, data_dir, reference_dir=None, **api) -> dict:
     return {"halo_api": HaloApiResource(api_url=url, **api),
             "warehouse": WarehouseResource(data_dir=str(data_dir), reference_dir=str(reference_dir or "")),
             "analytics": AnalyticsSettings()}
+
+
+def fast_defs(**api) -> dg.Definitions:
+    """The code location with the Halo API resource's ``api`` fields changed (e.g. ``requests_per_second=100``
+    against a local emulator, where the live API's 5 requests/s would only slow a test down)."""
+    base = defs()
+    return dg.Definitions(assets=base.assets, asset_checks=base.asset_checks, jobs=base.jobs,
+                          resources={**base.resources, "halo_api": HaloApiResource(**api)},
+                          executor=dg.in_process_executor)
 
 
 def snapshot(wh: Warehouse, names: list[str] = SYNC_TABLES) -> dict[str, pl.DataFrame]:

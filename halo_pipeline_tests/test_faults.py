@@ -213,8 +213,8 @@ def test_incomplete_bodies_are_never_landed_and_are_retried(world, tmp_path):
             assert wh.landing.get(STATS, mid) == world.match_stats_body(mid)  # complete bodies only
         errors = index.filter(pl.col("stats_status") == "failed")["error"].to_list()
         assert all(e.startswith("stats: stats body is not valid JSON") for e in errors)
-        check = result.get_asset_check_evaluations()[0]
-        assert check.check_name == "all_matches_landed" and not check.passed
+        [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "all_matches_landed"]
+        assert not check.passed and check.partition == f"2025-06-01|{xuid}"
         materialization = next(iter(result.asset_materializations_for_node("raw_matches")))
         listed = materialization.metadata["failed_matches"].value
         assert all(mid in listed for mid in failed)

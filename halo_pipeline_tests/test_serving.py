@@ -21,7 +21,7 @@ from benchmarks.bench_queries import build
 from halo_pipeline import tables
 from halo_pipeline.storage import catalog, serving
 from halo_pipeline.storage.serving import Partition
-from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
 from halo_pipeline_tests.conftest import REPO
 
 P0, P1 = 2533274900000000, 2533274900000001
@@ -123,6 +123,51 @@ def test_adding_a_rollup_is_one_entry(small, monkeypatch):
     rewrite(small, "map_stats", P0, "2023-01-01", keep=1)
     serving.update(small)
     store_equals_views(small)  # the new roll-up was created, and re-aggregated for P0
+
+
+def _frame(schema: dict, rows: list[dict]) -> pl.DataFrame:
+    """``rows`` with every other column of ``schema`` null (numbers 1)."""
+    return pl.DataFrame([{c: r.get(c, 1 if t.is_numeric() else None) for c, t in schema.items()} for r in rows],
+                        schema=schema)
+
+
+def test_people_tables_and_top_teammates_follow_incremental_updates(tmp_path):
+    """``players`` (one global file) and ``friends`` (rewritten whole by an unpartitioned asset: a partition with
+    no owner, every owner's file examined and a removed one dropped) are served, and ``mv_top_teammates`` over
+    them follows: the whole roll-up for ``players``, the owners whose friends changed."""
+    from halo_pipeline.services.friends import friends_path
+    from halo_pipeline.services.people import players_path
+    from halo_pipeline.transforms import people as tp
+
+    wh, mate = Warehouse(tmp_path), 2533274900000009
+    for owner in (P0, P1):
+        wh.write_partition("teammates", owner, "2025-01-01", _frame(tp.TEAMMATES_SCHEMA, [
+            {"xuid": owner, "month_start": "2025-01-01", "teammate_xuid": mate, "matches_same_team": 3}]))
+    friend = friends_path(wh, P0)
+    friend.parent.mkdir(parents=True)
+    _frame(tp.FRIENDS_SCHEMA, [{"xuid": P0, "friend_xuid": mate, "nickname": "Bestie"}]).write_parquet(friend)
+    players_path(wh).parent.mkdir(parents=True)
+    _frame(tp.PLAYERS_SCHEMA, [{"xuid": mate, "gamertag": "Mate"}]).write_parquet(players_path(wh))
+    serving.update(wh)
+    store_equals_views(wh)
+
+    _frame(tp.PLAYERS_SCHEMA, [{"xuid": mate, "gamertag": "Renamed"}]).write_parquet(players_path(wh))
+    report = serving.update(wh, partitions=[Partition("players")])
+    assert report.touched == [Partition("players")]
+    names = "SELECT xuid, name, is_friend FROM mv_top_teammates ORDER BY xuid"
+    with serving.connect(wh) as con:
+        assert con.execute(names).fetchall() == [(P0, "Bestie (Renamed)", True), (P1, "Renamed", False)]
+
+    friend.unlink()  # P0's friend removed, P1 declares one
+    friends_path(wh, P1).parent.mkdir(parents=True)
+    _frame(tp.FRIENDS_SCHEMA, [{"xuid": P1, "friend_xuid": mate, "nickname": "Pal"}]).write_parquet(
+        friends_path(wh, P1))
+    report = serving.update(wh, partitions=[Partition("friends")])
+    assert report.touched == [Partition("friends", P0), Partition("friends", P1)]
+    with serving.connect(wh) as con:
+        assert con.execute(names).fetchall() == [(P0, "Renamed", False), (P1, "Pal (Renamed)", True)]
+    store_equals_views(wh)
+    assert_converged(wh)
 
 
 # ------------------------------------------------------------------------ separate processes, full tier
@@ -260,7 +305,7 @@ def test_store_follows_a_sync_a_rederive_and_two_concurrent_runs(tmp_path, monke
 
     world = SyntheticWorld(seed=5, players=2, months=2, matches_per_month=5)
     a, b = (p.xuid for p in world.players)
-    data, home, reference = tmp_path / "data", ensure_home(tmp_path / "home"), REPO / "static" / "reference"
+    data, home, reference = tmp_path / "data", ensure_home(tmp_path / "home"), DEFAULT_REFERENCE_DIR
     wh = Warehouse(data)
     resource = WarehouseResource(data_dir=str(data), reference_dir=str(reference))
     with Emulator(synthetic=world) as emulator, dg.DagsterInstance.from_config(str(home)) as instance:

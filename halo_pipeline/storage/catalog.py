@@ -31,6 +31,7 @@ import polars as pl
 from halo_pipeline import tables
 from halo_pipeline import tables as registry
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
+from halo_pipeline.transforms.people import TEAMMATE_SUMS
 
 
 def attach_filesystem(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> duckdb.DuckDBPyConnection:
@@ -95,6 +96,9 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
     for spec in tables.TABLES.values():
         if spec.layout == "reference":
             continue
+        if spec.layout == "global":  # one file (players): read whole, or an empty view with its columns
+            counts[spec.name] = _global_view(con, wh, spec.name, spec.schema)
+            continue
         table, schema, hive = spec.name, spec.schema, _HIVE_COLUMNS[spec.layout]
         files = wh.partition_files(table)
         archived = wh.archived_files(table)
@@ -106,10 +110,8 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
                 f"{glob}, hive_partitioning = true, union_by_name = true, hive_types = {HIVE_TYPES[spec.layout]})"
                 for glob in globs)
         else:
-            empty = pl.DataFrame(schema=dict(schema))
-            con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
             month = ", CAST(NULL AS DATE) AS partition_month" if spec.layout == "player_month" else ""
-            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid{month} FROM "_empty_{table}"'
+            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid{month} FROM "{_empty_table(con, table, schema)}"'
         con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
         counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     for table in tables.names(layout="reference"):
@@ -128,6 +130,21 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
     return counts
 
 
+def _empty_table(con: duckdb.DuckDBPyConnection, table: str, schema: tables.Schema) -> str:
+    """An empty typed table standing for ``table`` before it has a file; returns its name."""
+    empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
+    con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
+    return f"_empty_{table}"
+
+
+def _global_view(con: duckdb.DuckDBPyConnection, wh: Warehouse, table: str, schema: tables.Schema) -> int:
+    """(Re)create the view of a ``global`` table (one file); returns its row count."""
+    path = wh.global_path(table)
+    source = f"read_parquet({_quote(str(path))})" if path.exists() else f'"{_empty_table(con, table, schema)}"'
+    con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {source}')
+    return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+
+
 _MV_SUMS = ("count(*) AS months, sum(matches) AS matches, sum(wins) AS wins, sum(losses) AS losses, "
             "sum(ties) AS ties, sum(kills) AS kills, sum(deaths) AS deaths, sum(assists) AS assists, "
             "sum(shots_fired) AS shots_fired, sum(shots_hit) AS shots_hit, "
@@ -139,6 +156,26 @@ _MV_RATIOS = ("wins / matches AS win_rate, kills / greatest(deaths, 1) AS kd_rat
               "CASE WHEN shots_fired > 0 THEN shots_hit / shots_fired * 100 END AS accuracy, "
               "CASE WHEN performance_score_count > 0 THEN performance_score_sum / performance_score_count END "
               "AS avg_performance_score")
+#: ``mv_top_teammates``: per owner × teammate over every month (teammates met on the owner's team at least once),
+#: the additive figures summed, the ratios of ``transforms.people.with_teammate_ratios``, the teammate's latest
+#: gamertag (players), the owner's nickname for them (friends), ``name`` (nickname (gamertag), else gamertag,
+#: else xuid) and ``teammate_rank`` (1 = most matches on the same team, then most wins, then xuid).
+_TOP_TEAMMATES = (
+    "SELECT s.*, (owner_kills + teammate_kills) / greatest(owner_deaths + teammate_deaths, 1) AS combined_kd, "
+    "CASE WHEN matches_same_team > 0 THEN wins_together / matches_same_team END AS win_rate_together, "
+    "p.gamertag, f.nickname, f.friend_xuid IS NOT NULL AS is_friend, "
+    "CASE WHEN f.nickname IS NOT NULL AND p.gamertag IS NOT NULL THEN f.nickname || ' (' || p.gamertag || ')' "
+    "ELSE coalesce(f.nickname, p.gamertag, CAST(s.teammate_xuid AS VARCHAR)) END AS name, "
+    "row_number() OVER (PARTITION BY s.xuid ORDER BY matches_same_team DESC, wins_together DESC, s.teammate_xuid) "
+    "AS teammate_rank "
+    "FROM (SELECT owner_xuid AS xuid, teammate_xuid, count(*) AS months, "
+    + ", ".join(f"sum({c}) AS {c}" for c in TEAMMATE_SUMS) +
+    ", min(first_match_at) AS first_match_at, max(last_match_at) AS last_match_at FROM teammates "
+    "GROUP BY owner_xuid, teammate_xuid HAVING sum(matches_same_team) > 0) s "
+    "LEFT JOIN (SELECT owner_xuid, friend_xuid, any_value(nickname) AS nickname FROM friends GROUP BY ALL) f "
+    "ON f.owner_xuid = s.xuid AND f.friend_xuid = s.teammate_xuid "
+    "LEFT JOIN (SELECT xuid, any_value(gamertag) AS gamertag FROM players GROUP BY xuid) p "
+    "ON p.xuid = s.teammate_xuid")
 
 
 def _summed(select: str) -> str:
@@ -161,7 +198,9 @@ class Rollup:
 
 #: The roll-ups over every month of the materialized stats (the analytics assets' tables). Add one here and
 #: the serving store creates it at its next update: per player × map, per player × mode category (with the
-#: reference group ``mode_categories.parent``), one row per session, per player.
+#: reference group ``mode_categories.parent``), one row per session, per player, per owner × teammate (the teammate's
+#: gamertag from ``players``, the owner's nickname from ``friends``: a change of ``players``, one file for every
+#: owner, re-aggregates the whole roll-up).
 ROLLUPS: dict[str, Rollup] = {r.name: r for r in (
     Rollup("mv_map_stats", _summed("SELECT owner_xuid AS xuid, map_id, any_value(map_name) AS map_name, {sums} "
                                    "FROM map_stats GROUP BY owner_xuid, map_id"), ("map_stats",)),
@@ -176,6 +215,7 @@ ROLLUPS: dict[str, Rollup] = {r.name: r for r in (
     Rollup("mv_global_stats", _summed("SELECT owner_xuid AS xuid, min(month_start) AS first_month, "
                                       "max(month_start) AS last_month, {sums} FROM global_stats GROUP BY owner_xuid"),
            ("global_stats",)),
+    Rollup("mv_top_teammates", _TOP_TEAMMATES, ("teammates", "friends", "players")),
 )}
 
 

@@ -87,7 +87,9 @@ class ServingBusy(RuntimeError):
 @dataclass(frozen=True, order=True)
 class Partition:
     """One partition of a warehouse table: ``owner`` (xuid) and ``month`` (``YYYY-MM-01``) as its layout has
-    them (``player`` layout: no month; ``reference``: neither)."""
+    them (``player`` layout: no month; ``reference`` and ``global``: neither, the table is one file). A
+    ``player`` table's partition without an owner stands for every owner's file (an unpartitioned asset such as
+    ``friends`` rewrote the table): :func:`update` examines each file and each partition the store holds."""
 
     table: str
     owner: int = 0
@@ -237,6 +239,8 @@ def _partition_file(wh: Warehouse, p: Partition) -> Path:
     """The live file of ``p`` (or its archived copy when only that exists)."""
     if p.layout == "reference":
         return wh.reference_path(p.table)
+    if p.layout == "global":
+        return wh.global_path(p.table)
     if p.layout == "player":
         return wh.table_dir(p.table) / f"player={p.owner}" / PARQUET_NAME
     live = wh.partition_path(p.table, p.owner, p.month)
@@ -266,9 +270,9 @@ def scan(wh: Warehouse, players: Iterable[int] | None = None) -> dict[Partition,
     only = None if players is None else {int(x) for x in players}
     out: dict[Partition, tuple[Path, str]] = {}
     for spec in tables.TABLES.values():
-        if spec.layout == "reference":
+        if spec.layout in ("reference", "global"):
             if only is None:
-                path = wh.reference_path(spec.name)
+                path = _partition_file(wh, Partition(spec.name))
                 fp = _fingerprint(wh, path)
                 if fp is not None:
                     out[Partition(spec.name)] = (path, fp)
@@ -406,7 +410,7 @@ def _partition_filter(con: duckdb.DuckDBPyConnection, layout: str, parts: list[P
     """A ``WHERE`` clause selecting the rows of ``parts`` (one table) in a store table: the owners as a literal
     ``IN`` list (DuckDB prunes row groups by their min/max), refined to the exact owner × month pairs (xuids are
     ints and months validated ``YYYY-MM-01`` keys: safe as literals)."""
-    if layout == "reference":
+    if layout in ("reference", "global"):
         return "true"
     owners = ", ".join(str(o) for o in sorted({int(p.owner) for p in parts}))
     if layout == "player":
@@ -451,7 +455,7 @@ def _upsert_partitions(con: duckdb.DuckDBPyConnection, rows: list[tuple], replac
 def _partition_rows(con: duckdb.DuckDBPyConnection, spec: tables.Table, parts: list[Partition] | None = None
                     ) -> dict[Partition, int]:
     """Rows per partition now in the store table (of ``parts`` only, when given)."""
-    if spec.layout == "reference":
+    if spec.layout in ("reference", "global"):
         return {Partition(spec.name): con.execute(f"SELECT count(*) FROM {_q(spec.name)}").fetchone()[0]}
     where = "true" if parts is None else _partition_filter(con, spec.layout, parts)
     keys = f"{OWNER}, strftime({MONTH}, '%Y-%m-%d')" if spec.layout == "player_month" else f"{OWNER}, ''"
@@ -464,7 +468,7 @@ def _partition_rows(con: duckdb.DuckDBPyConnection, spec: tables.Table, parts: l
 
 def _refresh_rollups(con: duckdb.DuckDBPyConnection, changed: Iterable[Partition]) -> int:
     """Re-aggregate each roll-up for the players whose source partitions changed (the whole roll-up when a
-    reference table it reads changed); returns the number of players re-aggregated."""
+    reference or global table it reads changed); returns the number of players re-aggregated."""
     changed = list(changed)
     players: set[int] = set()
     for rollup in ROLLUPS.values():
@@ -472,7 +476,7 @@ def _refresh_rollups(con: duckdb.DuckDBPyConnection, changed: Iterable[Partition
         hits = [p for p in changed if p.table in sources]
         if not hits:
             continue
-        if any(p.layout == "reference" for p in hits):
+        if any(p.layout in ("reference", "global") for p in hits):
             con.execute(f"DELETE FROM {_q(rollup.name)}")
             con.execute(f"INSERT INTO {_q(rollup.name)} BY NAME {rollup.sql}")
             continue
@@ -634,6 +638,7 @@ def update(wh: Warehouse, feed: Feed | None = None, partitions: Iterable[Partiti
                 changes = feed(cursor)
                 listed, cursor = changes.partitions, changes.cursor or cursor
             if listed is not None:
+                listed = _every_owner(wh, reader, listed)
                 report = _apply(wh, published, reader, current, {p: _located(wh, p) for p in set(listed)}, cursor)
             else:
                 scope = None if players is None else {int(x) for x in players}
@@ -642,6 +647,20 @@ def update(wh: Warehouse, feed: Feed | None = None, partitions: Iterable[Partiti
             _collect_garbage(wh)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _every_owner(wh: Warehouse, reader: duckdb.DuckDBPyConnection, listed: list[Partition]) -> list[Partition]:
+    """``listed`` with each ownerless partition of a ``player`` table (the whole table) replaced by the
+    partitions of its files and those the published store holds (a file gone: its rows are dropped)."""
+    whole = {p.table for p in listed if p.layout == "player" and not p.owner}
+    if not whole:
+        return listed
+    out = [p for p in listed if p.table not in whole]
+    for table in sorted(whole):
+        out += [_partition_of_path(table, path) for path, _ in _list_files(wh, wh.table_dir(table), None)]
+        out += [Partition(t, o, m) for t, o, m in reader.execute(
+            f"SELECT table_name, owner, month FROM {_PARTITIONS} WHERE table_name = ?", [table]).fetchall()]
+    return out
 
 
 def _rebuild(wh: Warehouse, seq: int, cursor: Cursor | None) -> UpdateReport:

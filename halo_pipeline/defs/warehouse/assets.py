@@ -6,8 +6,10 @@ id up to which it applied the warehouse tables' materializations (:func:`materia
 one ``warehouse_catalog`` step, serialized across runs by the pool ``serving`` (limit 1) — reads every table
 materialization after that id (with an overlap, re-applying is free), stats those partitions' files and
 reloads the changed ones. So two runs finishing together, a failed update or a killed one leave nothing
-behind: the next update starts from the last *published* cursor. ``serving_update_sensor`` requests that update
-whenever materializations are newer than the published cursor and no update is queued or running.
+behind: the next update starts from the last *published* cursor. Declarative automation
+(:data:`halo_pipeline.defs.common.FOLLOWS_UPSTREAM`, evaluated by the ``follow_upstream`` sensor) requests that
+update whenever a table it reads was materialized since it last ran and none is running: a burst of runs coalesces
+into one update.
 """
 
 
@@ -17,6 +19,7 @@ import uuid
 import dagster as dg
 
 from halo_pipeline import tables
+from halo_pipeline.defs.common import FOLLOWS_UPSTREAM
 from halo_pipeline.partitions import split_key
 from halo_pipeline.storage import serving
 from halo_pipeline.storage.catalog import table_rows
@@ -30,8 +33,6 @@ OVERLAP_EVENTS = 1000
 INSTANCE_ID_KEY = "halo_pipeline/instance_id"
 #: Partitions compared by the asset check beyond those the latest update applied (a rotating sample).
 CHECK_SAMPLE = 200
-_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
 
 
 def instance_id(instance: dg.DagsterInstance) -> str:
@@ -51,8 +52,10 @@ def latest_event_id(instance: dg.DagsterInstance) -> int:
 
 
 def _partition(table: str, key: str | None) -> serving.Partition:
+    """The partition a materialization of ``table`` wrote; without a key (reference and global tables, and the
+    unpartitioned assets that write one file per player: ``friends``, ``player_profiles``) the whole table."""
     layout = tables.TABLES[table].layout
-    if layout == "reference" or not key:
+    if layout in ("reference", "global") or not key:
         return serving.Partition(table)
     xuid, month = split_key(key)
     return serving.Partition(table, xuid) if layout == "player" else serving.Partition(table, xuid, month)
@@ -117,6 +120,7 @@ CHECK_NAME = "serving_matches_parquet"
 
 
 @dg.asset(group_name="warehouse", deps=[*tables.TABLES, "player_report"], kinds={"duckdb"}, pool=SERVING_POOL,
+          automation_condition=FOLLOWS_UPSTREAM,
           check_specs=[dg.AssetCheckSpec(CHECK_NAME, asset="warehouse_catalog", blocking=False, description=(
               "The serving store equals the Parquet partitions: per partition (the latest update's and a random "
               f"sample of {CHECK_SAMPLE}) the row count and the sum of every numeric column. Partitions written "
@@ -158,19 +162,3 @@ catalog_job = dg.define_asset_job(
     description="Update the serving store (halo.duckdb) with the partitions materialized since its last update "
     "and check it against the Parquet partitions.",
 )
-
-
-@dg.sensor(job=catalog_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Requests a serving store update (catalog_job) when warehouse tables were materialized "
-           "after the published snapshot's cursor and no update is queued or running: the store follows every "
-           "sync, backfill and ad-hoc materialization; bursts of runs coalesce into one update.")
-def serving_update_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    latest = latest_event_id(context.instance)
-    if not latest:
-        return dg.SkipReason("no warehouse table materialized yet")
-    st = serving.state(warehouse.warehouse())
-    if st and st.get("instance_id") == instance_id(context.instance) and (st.get("event_cursor") or 0) >= latest:
-        return dg.SkipReason(f"the serving store is current (event {latest})")
-    if context.instance.get_runs_count(dg.RunsFilter(job_name=catalog_job.name, statuses=_UNFINISHED)):
-        return dg.SkipReason("a serving store update is queued or running")
-    return dg.RunRequest(tags={"halo/serving_event": str(latest)})
