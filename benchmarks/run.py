@@ -1,7 +1,7 @@
 """Run every benchmark and print its figures, each with a ratio against a baseline measured in the same run.
 
     .venv/bin/python -m benchmarks.run            # full mode (≈ 25–30 min on 2 cores)
-    .venv/bin/python -m benchmarks.run --smoke    # tiny sizes, < 60 s: what the test suite runs
+    .venv/bin/python -m benchmarks.run --smoke    # tiny sizes, < 120 s: what the test suite runs
     .venv/bin/python -m benchmarks.run --only first_import,rederive
 
 Benchmarks (modules ``benchmarks/bench_*.py``, each also runnable alone with ``-m``): first_import (a),
@@ -9,8 +9,10 @@ delta (b), rederive (c, film chunks from ../shared skipped with a printed reason
 memory (e), queries (f), film_decode (g: spnkr's film reader vs film_decoder on one core; recorded chunks
 skipped with a printed reason when ../shared is absent), people (h: the players table vs DuckDB), small (i:
 players add, a 6-match first import and a no-op delta of ``halo-pipeline`` as a process), levelup_import (j: a
-long LevelUp history landed and derived; skipped without ../shared/legacy). Exit status 1 when a benchmark
-raised (a missed target is printed, not an error: speed is measured here, not asserted).
+long LevelUp history landed and derived; skipped without ../shared/legacy), serving (l: the serving store vs the
+views over Parquet, incremental update vs rebuild, stats, at 50 and 2,000 players), scale (m: players add, the
+delta sensor's tick, the asset page's GraphQL query and backfill launches at 2,000 vs 50 registered players). Exit
+status 1 when a benchmark raised (a missed target is printed, not an error: speed is measured here, not asserted).
 
 This module imports nothing heavy at import time: the film decoding pool's spawned workers re-import the main
 module, and must start fast.
@@ -28,7 +30,7 @@ import traceback
 from datetime import date
 
 BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries", "film_decode", "people",
-              "small", "levelup_import"]
+              "small", "levelup_import", "serving", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:

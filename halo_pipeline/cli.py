@@ -133,7 +133,12 @@ def players_remove(xuid: str, purge: bool) -> None:
     """Unregister XUID (its warehouse data is kept unless --purge)."""
     from halo_pipeline.instance import remove_player
 
-    removed = remove_player(_instance(), _resources()[1].warehouse(), xuid, purge=purge)
+    wh = _resources()[1].warehouse()
+    removed = remove_player(_instance(), wh, xuid, purge=purge)
+    if purge and wh.catalog_path.exists():  # the purged partitions leave the serving store too
+        from halo_pipeline.storage.serving import update
+
+        update(wh, players=[removed])
     click.echo(f"removed {removed}" + (" and purged its warehouse data" if purge else " (data kept)"))
 
 
@@ -316,6 +321,42 @@ def auth() -> None:
 
 
 @main.command()
+@click.option("--rebuild", is_flag=True, help="Build a new store from every Parquet file (then publish it).")
+@click.option("--reconcile", is_flag=True, help="Compare every Parquet file with the store and apply the "
+              "differences (files changed outside Dagster).")
+@click.option("--check", is_flag=True, help="Only compare the store with every Parquet partition (row counts "
+              "and numeric sums); exit 1 on a mismatch or a partition not applied yet.")
+def serve(rebuild, reconcile, check) -> None:
+    """Update the serving store (warehouse/halo.duckdb: tables + mv_* roll-ups) through Dagster.
+
+    Default: the partitions materialized since its last update (a catalog_job run, shown in the UI)."""
+    from halo_pipeline.runner import SyncReport, execute
+    from halo_pipeline.storage import serving
+
+    wh = _resources()[1].warehouse()
+    if check:
+        result = serving.compare(wh)
+        for m in result.mismatches[:50]:
+            click.echo(f"MISMATCH {m.partition.table} {m.partition.month}|{m.partition.owner}: {m.what} "
+                       f"store={m.store} parquet={m.parquet}")
+        for p in result.pending[:50]:
+            click.echo(f"pending  {p.table} {p.month}|{p.owner}")
+        click.echo(f"{result.compared} partitions compared, {len(result.mismatches)} mismatch(es), "
+                   f"{len(result.pending)} pending")
+        if result.mismatches or result.pending:
+            raise SystemExit(1)
+        return
+    report = SyncReport()
+    config = {"ops": {"warehouse_catalog": {"config": {"rebuild": rebuild, "reconcile": reconcile}}}}
+    ok = execute(_defs(), "catalog_job", _instance(), report, label="serve", run_config=config)
+    if not ok:
+        raise click.ClickException(f"serving store update failed (run {report.runs[0][0]})")
+    st = serving.state(wh) or {}
+    click.echo(f"serving store: {wh.catalog_path} → {serving.published_slot(wh).name} (update {st.get('seq')}, "
+               f"run {report.runs[0][0]})")
+
+
+@main.command()
 def stats() -> None:
     """Print per table row counts and date range, and per player the last sync."""
     from halo_pipeline.storage.catalog import summary
@@ -466,14 +507,19 @@ def restore(backup_file, force) -> None:
     """Restore a backup after verifying its checksums (refuses to overwrite newer data without --force)."""
     from halo_pipeline.services.maintenance import restore as run_restore
 
-    result = run_restore(_warehouse(), backup_file, force=force)
+    wh = _warehouse()
+    result = run_restore(wh, backup_file, force=force)
+    if wh.catalog_path.exists():  # restored partitions are served at once
+        from halo_pipeline.storage.serving import update
+
+        update(wh, players=[int(result["xuid"])])
     click.echo(f"restored {result['written']} files of {result['xuid']} ({result['same']} already identical)")
 
 
 @main.command()
 @click.option("--older-than-days", type=int, required=True, help="Archive months that ended before N days ago.")
 def archive(older_than_days) -> None:
-    """Move old months to warehouse/archive/ (the catalog and the analytics still read them)."""
+    """Move old months to warehouse/archive/ (the serving store and the analytics still read them)."""
     from halo_pipeline.services.maintenance import archive as run_archive
     from halo_pipeline.storage.catalog import build_catalog
 

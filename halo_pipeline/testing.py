@@ -1,4 +1,6 @@
-"""Real servers for the tests and benchmarks (not used by the pipeline itself): a throwaway PostgreSQL cluster.
+"""Real servers for the tests and benchmarks (not used by the pipeline itself): a throwaway PostgreSQL cluster,
+the Dagster webserver, ``dg dev`` and daemon with the GraphQL queries the UI sends, and stopping a server started in
+its own process group.
 
 The PostgreSQL server is started from the binaries of the ``pgserver`` wheel (a dev dependency, so no system
 package is needed), or Debian's ``postgresql`` (``/usr/lib/postgresql/*/bin``) when the wheel is absent. It listens
@@ -11,6 +13,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -196,9 +199,9 @@ def graphql(url: str, query: str, variables: dict | None = None, timeout: float 
     return answer["data"]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    import signal
-
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a ``subprocess.Popen`` started with ``start_new_session=True`` (dagster dev / dagster-daemon) and
+    its children by its process group: SIGTERM, then SIGKILL after 20 s."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -230,7 +233,7 @@ def _serving(command: list[str], cwd: Path, env: dict[str, str], url: str, log: 
                 time.sleep(0.5)
         yield url
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 @contextmanager
@@ -274,4 +277,5 @@ def dagster_daemon(workspace: Path, env: dict[str, str], cwd: Path) -> Iterator[
     try:
         yield process
     finally:
-        _stop(process)
+        stop_process_group(process)
+

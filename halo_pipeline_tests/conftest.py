@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from halo_pipeline.testing import stop_process_group  # noqa: F401 - the tests import it from here
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HALO_SHARED_DIR", REPO.parent / "shared"))
 OWNER_XUID = 2535445291321133
@@ -76,22 +78,6 @@ def recorded_emulator(halo_api_dir: Path, monkeypatch: pytest.MonkeyPatch):
     with Emulator(recordings=halo_api_dir) as emulator:
         monkeypatch.setenv("HALO_API_URL", emulator.url)
         yield emulator
-
-
-def stop_process_group(process) -> None:
-    """Stop a ``subprocess.Popen`` started with ``start_new_session=True`` (dagster dev / dagster-daemon) and
-    its children by its process group: SIGTERM, then SIGKILL after 20 s."""
-    import os
-    import signal
-    import subprocess
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def start_daemon_with_sensor(env: dict, sensor: str = "delta_sync_sensor"):

@@ -19,6 +19,7 @@ def test_benchmarks_smoke_mode_runs_every_benchmark():
                          text=True, timeout=300)  # a bound against a hang, not a speed assertion
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for title in ("(a) First import", "(b) Delta sync", "(c) Re-derive", "(d) Dagster overhead", "(e) Memory",
-                  "(f) Queries", "(g) Film decode", "(h) players table", "(i) Small syncs", "(j) LevelUp import"):
+                  "(f) Queries", "(g) Film decode", "(h) players table", "(i) Small syncs", "(j) LevelUp import",
+                  "(l) Serving store", "(m) Dagster at scale"):
         assert title in out.stdout, title
     assert "ratio" in out.stdout

@@ -69,9 +69,13 @@ def discard_pool(pool: ProcessPoolExecutor) -> None:
 def map_in_pool(fn: Callable[[Any], Any], jobs: list) -> list:
     """``[fn(job) for job in jobs]`` computed in :func:`worker_pool`, in order; a broken pool is replaced once.
 
+    In a daemonic process (a celery prefork worker's child), which may not start processes, ``fn`` runs here.
+
     Raises:
         BrokenProcessPool: the new pool broke too. Whatever ``fn`` raises, re-raised here.
     """
+    if multiprocessing.current_process().daemon:
+        return [fn(job) for job in jobs]
     for attempt in (1, 2):
         pool = worker_pool()
         try:

@@ -1,29 +1,35 @@
-"""The DuckDB catalog: one view per warehouse table over its Parquet files, and a summary of the warehouse.
+"""The DuckDB catalog: the roll-up definitions, views over the Parquet files, and the warehouse summary.
 
-DuckDB is the query engine, not the store: the catalog file ``warehouse/halo.duckdb`` only holds views
-(and the empty typed tables that stand for tables with no file yet). DuckDB allows one writer per file, so
-:func:`refresh_catalog` is only called by the ``warehouse_catalog`` asset; readers open it read-only.
+What people query is the *serving store* (:mod:`halo_pipeline.storage.serving`): ``warehouse/halo.duckdb`` is a
+link to its published snapshot, which holds every table and ``mv_*`` roll-up materialized. This module keeps
+what does not depend on how the tables are stored:
 
-With the warehouse on object storage (``HALO_DATA_DIR=s3://…``) the catalog file is local
-(:attr:`Warehouse.catalog_path`) and its views read ``s3://…`` paths. DuckDB's own S3 reader is the ``httpfs``
+* :data:`ROLLUPS`, the ``mv_*`` roll-ups as SQL over the tables (materialized by the serving store, re-aggregated
+  per touched player; adding a roll-up is one entry);
+* :func:`refresh_catalog`, a catalog of *views* over the Parquet files (always current, nothing to refresh, but
+  every query opens every file: ≈ 1 s per query at 1,200 files; the benchmarks' baseline, handy on a
+  connection of your own over a few partitions);
+* :func:`summary`, the text of ``halo-pipeline stats``, read from the serving store.
+
+With the warehouse on object storage (``HALO_DATA_DIR=s3://…``) the catalog and its snapshots are local files
+(:attr:`Warehouse.catalog_path`), filled from ``s3://…`` files. DuckDB's own S3 reader is the ``httpfs``
 extension, which DuckDB downloads from its extension site on first use (``INSTALL httpfs``); nothing ships it for
 the DuckDB release we use (PyPI's ``duckdb-extension-httpfs`` pins an older DuckDB and would downgrade it), and
 that site is not reachable from every machine. So a connection reads ``s3://`` through the warehouse's own fsspec
 file system instead (``con.register_filesystem``: the same s3fs client, endpoint and credentials that wrote the
-files): open the catalog with :func:`connect_catalog`, or call :func:`attach_filesystem` on your connection.
-Where httpfs can be installed, ``LOAD httpfs`` + an S3 secret reads the same views without fsspec.
+files): call :func:`attach_filesystem` on your connection. Where httpfs can be installed, ``LOAD httpfs`` + an S3
+secret reads the same files without fsspec.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from halo_pipeline import tables
+from halo_pipeline import tables as registry
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
 from halo_pipeline.transforms.people import TEAMMATE_SUMS
 
@@ -39,41 +45,29 @@ def attach_filesystem(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> duckdb.D
     return con
 
 
-def connect_catalog(wh: Warehouse, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection to the catalog file that can read every view, the warehouse local or on object storage."""
-    return attach_filesystem(duckdb.connect(str(wh.catalog_path), read_only=read_only), wh)
+def connect_catalog(wh: Warehouse) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published snapshot of the serving store (see
+    :func:`halo_pipeline.storage.serving.connect`)."""
+    from halo_pipeline.storage.serving import connect
 
-
-#: How long a writer waits for another process to release the catalog file's lock (DuckDB: one writer).
-LOCK_WAIT_SECONDS = 60.0
-
-
-@contextlib.contextmanager
-def writable_catalog(wh: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to the catalog file, waiting (exponential backoff, at most
-    :data:`LOCK_WAIT_SECONDS`) while another process holds its write lock; closed on exit.
-
-    Raises:
-        duckdb.IOException: the lock was still held after the wait.
-    """
-    wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)  # local even when the warehouse is on S3
-    for attempt in Retrying(retry=retry_if_exception_type(duckdb.IOException), reraise=True,
-                            stop=stop_after_delay(LOCK_WAIT_SECONDS), wait=wait_exponential(0.05, max=2.0)):
-        with attempt:
-            con = duckdb.connect(str(wh.catalog_path))
-    try:
-        yield attach_filesystem(con, wh)
-    finally:
-        con.close()
+    return connect(wh)
 
 
 def build_catalog(wh: Warehouse) -> dict[str, int]:
-    """(Re)create every view of the catalog file from the table registry (:data:`halo_pipeline.tables.TABLES`);
-    returns ``{table: rows}``. Used by the ``warehouse_catalog`` asset and by maintenance commands that move
-    files (a view whose glob no longer matches a file would fail)."""
-    wh.root.mkdir(parents=True, exist_ok=True)
-    with writable_catalog(wh) as con:
-        return refresh_catalog(con, wh)
+    """Bring the serving store up to date with every Parquet file (a reconcile: files scanned, changed
+    partitions reloaded, removed ones dropped; the first call builds it) and publish it; returns
+    ``{table: rows}``. For commands that change files outside Dagster (archive, restore, purge)."""
+    from halo_pipeline.storage.serving import update
+
+    update(wh)
+    return table_rows(wh)
+
+
+def table_rows(wh: Warehouse) -> dict[str, int]:
+    """``{table or roll-up: rows}`` of the published serving store."""
+    with connect_catalog(wh) as con:
+        names = [*tables.TABLES, *ROLLUPS]
+        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 
 def _quote(path: str) -> str:
@@ -82,15 +76,20 @@ def _quote(path: str) -> str:
 
 #: The hive folders of each layout, dropped from the views (``owner_xuid`` stands for ``player``).
 _HIVE_COLUMNS = {"player_month": "player, year, month", "player": "player"}
+#: The types of the hive folders of each layout (``month=03`` → 3).
+HIVE_TYPES = {"player_month": "{'player': BIGINT, 'year': INTEGER, 'month': INTEGER}", "player": "{'player': BIGINT}"}
+#: The partition's month as a column (``partition_month``, DATE) of player × month tables.
+_MONTH_COLUMN = {"player_month": ", make_date(year, month, 1) AS partition_month", "player": ""}
 
 
 def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, int]:
     """(Re)create a view per registered table on ``con``; returns ``{table: row count}``.
 
     Player × month tables read ``<table>/**/data.parquet`` with hive partitioning; their owner (the partition's
-    player) is exposed as ``owner_xuid`` (BIGINT), the hive ``year``/``month`` folders are dropped (the data
-    has ``start_time``). Per-player tables (one file per player, ``<table>/player=<xuid>/data.parquet``)
-    are read whole. A table with no file yet gets an empty view with its declared columns.
+    player) is exposed as ``owner_xuid`` (BIGINT) and their month as ``partition_month`` (DATE), the hive
+    folders are dropped. Per-player tables (one file per player, ``<table>/player=<xuid>/data.parquet``)
+    are read whole. A table with no file yet gets an empty view with its declared columns. Then one view per
+    roll-up of :data:`ROLLUPS` — the same columns as the serving store's tables.
     """
     attach_filesystem(con, wh)
     counts: dict[str, int] = {}
@@ -107,19 +106,27 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
             globs = ([_quote(str(wh.table_dir(table) / "**" / PARQUET_NAME))] if files else []) + (
                 ["[" + ", ".join(_quote(str(p)) for p in archived) + "]"] if archived else [])
             source = " UNION ALL BY NAME ".join(
-                f"SELECT * EXCLUDE ({hive}), player AS owner_xuid FROM read_parquet({glob}, "
-                "hive_partitioning = true, union_by_name = true, hive_types = {'player': BIGINT})"
+                f"SELECT * EXCLUDE ({hive}), player AS owner_xuid{_MONTH_COLUMN[spec.layout]} FROM read_parquet("
+                f"{glob}, hive_partitioning = true, union_by_name = true, hive_types = {HIVE_TYPES[spec.layout]})"
                 for glob in globs)
         else:
-            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid FROM "{_empty_table(con, table, schema)}"'
+            month = ", CAST(NULL AS DATE) AS partition_month" if spec.layout == "player_month" else ""
+            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid{month} FROM "{_empty_table(con, table, schema)}"'
         con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
         counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     for table in tables.names(layout="reference"):
         path = wh.reference_path(table)
         if path.exists():
-            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM read_parquet({_quote(str(path))})')
-            counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-    counts.update(create_mv_views(con))
+            source = f"SELECT * FROM read_parquet({_quote(str(path))})"
+        else:
+            empty = pl.DataFrame(schema=dict(tables.schema(table)))  # noqa: F841 - scanned by DuckDB by name
+            con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
+            source = f'SELECT * FROM "_empty_{table}"'
+        con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
+        counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    for rollup in ROLLUPS.values():
+        con.execute(f'CREATE OR REPLACE VIEW "{rollup.name}" AS {rollup.sql}')
+        counts[rollup.name] = con.execute(f'SELECT count(*) FROM "{rollup.name}"').fetchone()[0]
     return counts
 
 
@@ -169,48 +176,47 @@ _TOP_TEAMMATES = (
     "ON f.owner_xuid = s.xuid AND f.friend_xuid = s.teammate_xuid "
     "LEFT JOIN (SELECT xuid, any_value(gamertag) AS gamertag FROM players GROUP BY xuid) p "
     "ON p.xuid = s.teammate_xuid")
-#: Roll-up views over every month of the materialized stats (the analytics assets' tables): always current,
-#: since they are views over the Parquet views; nothing to refresh separately. ``(source view, SQL)``: no SQL is
-#: the source's rows; SQL with ``{sums}`` sums the additive stats columns and adds their ratios; other SQL is
-#: the view's whole query.
-MV_VIEWS = {
-    "mv_map_stats": ("map_stats", "SELECT owner_xuid AS xuid, map_id, any_value(map_name) AS map_name, {sums} "
-                     "FROM map_stats GROUP BY owner_xuid, map_id"),
-    "mv_mode_category_stats": ("mode_category_stats",
-                               "SELECT owner_xuid AS xuid, mode_category, {sums} FROM mode_category_stats "
-                               "GROUP BY owner_xuid, mode_category"),
-    "mv_session_stats": ("session_stats", None),
-    "mv_global_stats": ("global_stats", "SELECT owner_xuid AS xuid, min(month_start) AS first_month, "
-                        "max(month_start) AS last_month, {sums} FROM global_stats GROUP BY owner_xuid"),
-    "mv_top_teammates": ("teammates", _TOP_TEAMMATES),
-}
 
 
-def create_mv_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """(Re)create the ``mv_*`` views whose source view exists; returns their row counts.
+def _summed(select: str) -> str:
+    """``select`` (which sums :data:`_MV_SUMS` over its groups) with the ratios derived from the sums."""
+    return f"SELECT *, {_MV_RATIOS} FROM ({select.format(sums=_MV_SUMS)})"
 
-    ``mv_map_stats`` (per player × map), ``mv_mode_category_stats`` (per player × mode category, with the
-    reference ``mode_categories.parent`` group when loaded), ``mv_global_stats`` (per player) sum the
-    additive columns of every month and derive win_rate, kd_ratio, kda, accuracy and avg_performance_score;
-    ``mv_session_stats`` is one row per session (all months); ``mv_top_teammates`` per owner × teammate.
-    """
-    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    counts = {}
-    for name, (source, sql) in MV_VIEWS.items():
-        if source not in views:
-            continue
-        if sql is None:
-            body = f'SELECT * EXCLUDE (owner_xuid) FROM "{source}"'
-        elif "{sums}" not in sql:
-            body = sql
-        else:
-            body = f"SELECT *, {_MV_RATIOS} FROM ({sql.format(sums=_MV_SUMS)})"
-            if name == "mv_mode_category_stats" and "mode_categories" in views:
-                body = (f"SELECT s.*, c.parent AS category_group FROM ({body}) s "
-                        "LEFT JOIN mode_categories c ON c.category = s.mode_category")
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {body}')
-        counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-    return counts
+
+@dataclass(frozen=True)
+class Rollup:
+    """An ``mv_*`` roll-up: ``sql`` selects its rows from the store's tables, with the player they belong to in
+    a column ``xuid``; ``sources`` are the tables it reads. The serving store materializes it and, after an
+    update, re-runs ``sql`` filtered on ``xuid`` for the players whose partitions of a source changed (the
+    whole roll-up when a reference table among the sources changed) — so ``xuid`` must be the partitions'
+    owner (``owner_xuid``) and the filter must push down to it (group by it, or select it)."""
+
+    name: str
+    sql: str
+    sources: tuple[str, ...]
+
+
+#: The roll-ups over every month of the materialized stats (the analytics assets' tables). Add one here and
+#: the serving store creates it at its next update: per player × map, per player × mode category (with the
+#: reference group ``mode_categories.parent``), one row per session, per player, per owner × teammate (the teammate's
+#: gamertag from ``players``, the owner's nickname from ``friends``: a change of ``players``, one file for every
+#: owner, re-aggregates the whole roll-up).
+ROLLUPS: dict[str, Rollup] = {r.name: r for r in (
+    Rollup("mv_map_stats", _summed("SELECT owner_xuid AS xuid, map_id, any_value(map_name) AS map_name, {sums} "
+                                   "FROM map_stats GROUP BY owner_xuid, map_id"), ("map_stats",)),
+    Rollup("mv_mode_category_stats",
+           "SELECT s.*, c.parent AS category_group FROM (" + _summed(
+               "SELECT owner_xuid AS xuid, mode_category, {sums} FROM mode_category_stats "
+               "GROUP BY owner_xuid, mode_category") + ") s "
+           "LEFT JOIN mode_categories c ON c.category = s.mode_category",
+           ("mode_category_stats", "mode_categories")),
+    Rollup("mv_session_stats", "SELECT * EXCLUDE (owner_xuid, partition_month) FROM session_stats",
+           ("session_stats",)),
+    Rollup("mv_global_stats", _summed("SELECT owner_xuid AS xuid, min(month_start) AS first_month, "
+                                      "max(month_start) AS last_month, {sums} FROM global_stats GROUP BY owner_xuid"),
+           ("global_stats",)),
+    Rollup("mv_top_teammates", _TOP_TEAMMATES, ("teammates", "friends", "players")),
+)}
 
 
 def summary(wh: Warehouse) -> str:
@@ -218,35 +224,42 @@ def summary(wh: Warehouse) -> str:
     and date range, then per player (from ``sync_meta``) their matches, newest match, last sync, status and
     watermark (UTC), then the failures waiting for the next sync."""
     if not wh.catalog_path.exists():
-        return f"no catalog at {wh.catalog_path}: run `halo-pipeline sync` first"
-    lines = [f"warehouse: {wh.root}", "", f"{'table':<24}{'rows':>10}  date range (UTC)"]
+        return f"no serving store at {wh.catalog_path}: run `halo-pipeline sync` (or `halo-pipeline serve`) first"
     with connect_catalog(wh) as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name").fetchall()]
-        for table in tables:
-            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-            columns = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
-            span = ""
-            if "start_time" in columns and rows:
-                lo, hi = con.execute(f'SELECT min(start_time), max(start_time) FROM "{table}"').fetchone()
-                span = f"{lo:%Y-%m-%d} → {hi:%Y-%m-%d}" if lo else ""
-            lines.append(f"{table:<24}{rows:>10}  {span}")
-        if {"match_facts", "sync_meta"} <= set(tables):
-            lines += ["", f"{'player':<18}{'gamertag':<16}{'matches':>8}  {'newest match':<18}{'last sync':<18}"
-                      "status      watermark"]
-            gamertags = "(SELECT any_value(gamertag) FROM xuid_aliases a WHERE a.xuid = f.owner_xuid)" \
-                if "xuid_aliases" in tables else "NULL"
-            for xuid, gamertag, matches, newest, synced, status, watermark in con.execute(f"""
-                SELECT f.owner_xuid, {gamertags}, count(*), max(f.start_time), any_value(s.last_sync_at),
-                       any_value(s.sync_status), any_value(s.watermark)
-                FROM match_facts f LEFT JOIN sync_meta s ON s.xuid = f.owner_xuid GROUP BY 1 ORDER BY 1
-            """).fetchall():
-                stamp = "%Y-%m-%d %H:%M"
-                lines.append(f"{xuid:<18}{(gamertag or '')[:15]:<16}{matches:>8}  {newest:{stamp}}  "
-                             f"{synced.strftime(stamp) if synced else 'never':<18}{status or '?':<12}"
-                             f"{watermark.strftime(stamp) if watermark else '-'}")
-        if "raw_matches" in tables:
-            lines += _failures(con)
+        return summary_of(con, wh)
+
+
+def summary_of(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> str:
+    """:func:`summary` over any connection holding the tables (the serving store, or :func:`refresh_catalog`'s
+    views)."""
+    lines = [f"warehouse: {wh.root}", "", f"{'table':<24}{'rows':>10}  date range (UTC)"]
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()").fetchall()}
+    tables = sorted(t for t in (*registry.TABLES, *ROLLUPS) if t in present)
+    for table in tables:
+        rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        columns = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+        span = ""
+        if "start_time" in columns and rows:
+            lo, hi = con.execute(f'SELECT min(start_time), max(start_time) FROM "{table}"').fetchone()
+            span = f"{lo:%Y-%m-%d} → {hi:%Y-%m-%d}" if lo else ""
+        lines.append(f"{table:<24}{rows:>10}  {span}")
+    if {"match_facts", "sync_meta"} <= set(tables):
+        lines += ["", f"{'player':<18}{'gamertag':<16}{'matches':>8}  {'newest match':<18}{'last sync':<18}"
+                  "status      watermark"]
+        gamertags = "(SELECT any_value(gamertag) FROM xuid_aliases a WHERE a.xuid = f.owner_xuid)" \
+            if "xuid_aliases" in tables else "NULL"
+        for xuid, gamertag, matches, newest, synced, status, watermark in con.execute(f"""
+            SELECT f.owner_xuid, {gamertags}, count(*), max(f.start_time), any_value(s.last_sync_at),
+                   any_value(s.sync_status), any_value(s.watermark)
+            FROM match_facts f LEFT JOIN sync_meta s ON s.xuid = f.owner_xuid GROUP BY 1 ORDER BY 1
+        """).fetchall():
+            stamp = "%Y-%m-%d %H:%M"
+            lines.append(f"{xuid:<18}{(gamertag or '')[:15]:<16}{matches:>8}  {newest:{stamp}}  "
+                         f"{synced.strftime(stamp) if synced else 'never':<18}{status or '?':<12}"
+                         f"{watermark.strftime(stamp) if watermark else '-'}")
+    if "raw_matches" in tables:
+        lines += _failures(con)
     return "\n".join(lines)
 
 

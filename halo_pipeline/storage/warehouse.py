@@ -70,7 +70,7 @@ class Warehouse:
         """The DuckDB catalog file: ``<data_dir>/warehouse/halo.duckdb``; with the warehouse on object
         storage, a local file: ``$HALO_CATALOG_PATH``, else ``./halo.duckdb`` (its views read ``s3://…``)."""
         if self.remote:
-            return Path(os.environ.get(CATALOG_ENV) or "halo.duckdb").resolve()
+            return Path(os.path.abspath(os.environ.get(CATALOG_ENV) or "halo.duckdb"))  # the link, not its target
         return self.root / "halo.duckdb"
 
     @property
