@@ -19,6 +19,7 @@ from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, run_requests
 from halo_pipeline.months import FIRST_MONTH, Month
 from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
+from halo_pipeline.recovery import owner_tags, replan_interrupted
 from halo_pipeline.services.backfill import BackfillPlan
 from halo_pipeline.storage.resource import WarehouseResource
 
@@ -44,10 +45,10 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, report
 
     With ``warehouse``, a successful run over a partition range is followed, like the
     ``analytics_follow_up_sensor`` does for launched runs, by an ``analytics_job`` run over the months whose
-    analytics it made stale."""
+    analytics it made stale. The run records this process as its owner (:mod:`halo_pipeline.recovery`)."""
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags or {}, run_config={**QUIET, **(run_config or {})}, raise_on_error=False,
-        asset_selection=asset_selection)
+        instance=instance, tags={**(tags or {}), **owner_tags()}, run_config={**QUIET, **(run_config or {})},
+        raise_on_error=False, asset_selection=asset_selection)
     report.runs.append((result.run_id, job, label, result.success))
     if result.success and warehouse is not None:
         follow_up = follow_up_request(warehouse.warehouse(), dict(tags or {}), result.run_id)
@@ -91,6 +92,7 @@ def sync_players(
                          warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
+        replan_interrupted(instance, warehouse.warehouse())  # months of runs that died are planned again
         for plan in plan_players(halo_api, warehouse.warehouse(), players, bounded=False):
             requests = run_requests(plan, instance, match_type)
             if not requests:

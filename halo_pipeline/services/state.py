@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from halo_pipeline.months import Month
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.tables import SYNC_META_SCHEMA
@@ -63,6 +64,26 @@ def write_state(wh: Warehouse, xuid: int) -> pl.DataFrame:
     row = compute_state(wh, xuid)
     write_parquet_atomic(row, state_path(wh, xuid))
     return row
+
+
+def hold_watermark(wh: Warehouse, xuid: int, first: Month) -> datetime | None:
+    """A run over the months of ``xuid`` from ``first`` on was interrupted (its process died): lower the stored
+    watermark below ``first`` — to the newest ``raw_matches`` match before it, or none — so that the next delta
+    sync plans these months again, and set ``sync_status`` to ``interrupted``. Returns the watermark in force.
+    A player with no sync state is left alone (its next sync is a first import anyway). Idempotent."""
+    path = state_path(wh, xuid)
+    if not path.exists():
+        return None
+    row = read_parquet(path)
+    watermark = row["watermark"][0]
+    if watermark is not None and watermark < first.start:
+        return watermark
+    index = wh.read_table("raw_matches", xuid, schema={"start_time": pl.Datetime("us", "UTC")})
+    before = index.filter(pl.col("start_time") < first.start)["start_time"]
+    held = before.max() if before.len() else None
+    write_parquet_atomic(row.with_columns(watermark=pl.lit(held, SYNC_META_SCHEMA["watermark"]),
+                                          sync_status=pl.lit("interrupted")), path)
+    return held
 
 
 def read_watermark(wh: Warehouse, xuid: int) -> tuple[bool, datetime | None]:

@@ -17,6 +17,7 @@ Where httpfs can be installed, ``LOAD httpfs`` + an S3 secret reads the same vie
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import duckdb
@@ -24,6 +25,7 @@ import polars as pl
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from halo_pipeline import tables
+from halo_pipeline.pausepoint import pause_at
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
 
 
@@ -45,23 +47,39 @@ def connect_catalog(wh: Warehouse, read_only: bool = True) -> duckdb.DuckDBPyCon
 
 #: How long a writer waits for another process to release the catalog file's lock (DuckDB: one writer).
 LOCK_WAIT_SECONDS = 60.0
+log = logging.getLogger(__name__)
+#: Times this process found the catalog locked by another one and waited (see :func:`writable_catalog`).
+lock_waits = [0]
+
+
+def _waiting_for_lock(state) -> None:
+    lock_waits[0] += 1
+    log.warning("catalog %s is locked by another process (%s); retry %d in %.2f s",
+                state.args[0] if state.args else "", str(state.outcome.exception()).splitlines()[0],
+                state.attempt_number, state.next_action.sleep if state.next_action else 0.0)
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(path)
 
 
 @contextlib.contextmanager
 def writable_catalog(wh: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the catalog file, waiting (exponential backoff, at most
-    :data:`LOCK_WAIT_SECONDS`) while another process holds its write lock; closed on exit.
+    :data:`LOCK_WAIT_SECONDS`) while another process holds its lock (a writer, or a reader: DuckDB locks the
+    file for either); closed on exit. Each wait logs one warning line naming the other process and counts in
+    :data:`lock_waits`.
 
     Raises:
         duckdb.IOException: the lock was still held after the wait.
     """
     wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)  # local even when the warehouse is on S3
-    for attempt in Retrying(retry=retry_if_exception_type(duckdb.IOException), reraise=True,
-                            stop=stop_after_delay(LOCK_WAIT_SECONDS), wait=wait_exponential(0.05, max=2.0)):
-        with attempt:
-            con = duckdb.connect(str(wh.catalog_path))
+    con = Retrying(retry=retry_if_exception_type(duckdb.IOException), reraise=True, before_sleep=_waiting_for_lock,
+                   stop=stop_after_delay(LOCK_WAIT_SECONDS), wait=wait_exponential(0.05, max=2.0))(
+        _connect, str(wh.catalog_path))
     try:
         yield attach_filesystem(con, wh)
+        pause_at("catalog_write", str(wh.catalog_path))  # test hook: views written, file still open and locked
     finally:
         con.close()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from halo_pipeline.pausepoint import pause_at
+
 TMP_SUFFIX = ".tmp"
 #: ``upath`` protocols that are the local file system.
 LOCAL_PROTOCOLS = ("", "file", "local")
@@ -54,8 +56,16 @@ def remove_tree(path) -> None:
 
 
 def _temp_path(path: Path) -> Path:
-    # Hidden and suffixed ``.tmp`` so that globs like ``**/*.parquet`` never match a file being written.
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+    # Hidden and suffixed ``.tmp`` so that globs like ``**/*.parquet`` never match a file being written; the
+    # writer's pid tells ``halo-pipeline doctor`` whether a leftover belongs to a live process.
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}")
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid of the process that wrote the temp file named ``name`` (see :func:`_temp_path`), or ``None``."""
+    stem = name.removesuffix(TMP_SUFFIX).rpartition(".")[2]
+    pid, sep, _ = stem.partition("-")
+    return int(pid) if sep and pid.isdigit() and name.startswith(".") and name.endswith(TMP_SUFFIX) else None
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
@@ -74,6 +84,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        pause_at("before_rename", str(path))  # test hook, inactive unless HALO_TEST_PAUSE_AT is set
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -94,6 +105,7 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> Path:
         df.write_parquet(tmp, compression="zstd", statistics=True)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        pause_at("before_rename", str(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
