@@ -44,6 +44,32 @@ def resources(url: str, data_dir, reference_dir=None, **api) -> dict:
             "analytics": AnalyticsSettings()}
 
 
+#: Every table a sync writes for its players: matches, stats, analytics and the sync state (``sync_meta``).
+WAREHOUSE_TABLES = tables.names(layout="player_month") + tables.names(layout="player")
+#: Columns that differ between two runs doing the same work: which run fetched a body, when a sync ended.
+RUN_SPECIFIC = ["fetched_in_run", "last_sync_at"]
+
+
+def fast_defs(**api) -> dg.Definitions:
+    """The code location with its Halo API resource paced for the emulator (``api``: :class:`HaloApiResource`
+    fields; default 400 requests/s): the same jobs, planner and runner; resources still resolved from the
+    environment (``HALO_API_URL``, ``HALO_DATA_DIR``…)."""
+    from dagster_shared.record import copy
+
+    full = defs()
+    api = {"requests_per_second": 400.0} | api
+    return copy(full, resources={**full.resources, "halo_api": HaloApiResource(**api)})
+
+
 def snapshot(wh: Warehouse, names: list[str] = SYNC_TABLES) -> dict[str, pl.DataFrame]:
     """Every table of ``names``, run-specific columns dropped, rows sorted: two warehouses compare equal."""
-    return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in names}
+    return {t: wh.read_table(t).drop(RUN_SPECIFIC, strict=False).sort(pl.all()) for t in names}
+
+
+def assert_same_warehouse(got: Warehouse, expected: Warehouse, names: list[str] = WAREHOUSE_TABLES) -> None:
+    """Every table of ``names`` holds the same rows in both warehouses (run-specific columns aside), and
+    neither is empty where the other is not."""
+    left, right = snapshot(got, names), snapshot(expected, names)
+    for table in names:
+        assert left[table].height == right[table].height, (table, left[table].height, right[table].height)
+        assert left[table].equals(right[table]), f"{table} differs"

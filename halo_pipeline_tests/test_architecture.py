@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 #: Dagster-free: pure transforms, storage and services (their Dagster adapters are the ``resource`` modules).
 DAGSTER_FREE = ("halo_pipeline.ids", "halo_pipeline.months", "halo_pipeline.pausepoint", "halo_pipeline.transforms",
-                "halo_pipeline.tables", "halo_pipeline.storage", "halo_pipeline.api", "halo_pipeline.services", "halo_pipeline.emulator")
+                "halo_pipeline.tables", "halo_pipeline.storage", "halo_pipeline.api", "halo_pipeline.services",
+                "halo_pipeline.emulator")
 #: ``api.auth`` reads the token variables through ``dg.EnvVar``, as every secret of the project is read.
 ADAPTERS = ("halo_pipeline.storage.resource", "halo_pipeline.api.resource", "halo_pipeline.api.auth")
 MAX_DEFS_LINES = 400

@@ -1,9 +1,10 @@
 """A player's sync state (LevelUp's ``sync_meta``) and its **watermark**, computed from the warehouse alone.
 
 The watermark is the start time of the newest match such that every history match at or before it is
-landed *and* derived. A match that failed (``raw_matches.stats_status == "failed"``) or whose derived row is
-missing holds the watermark just below it, so the next delta sync re-requests its month: one failed run
-leaves no gap. A stats body the API answers 404 for (an expired match) is final and does not hold it.
+landed *and* derived. A match that failed (``raw_matches.stats_status``, ``skill_status`` or ``film_status`` is
+``"failed"``) or whose derived row is missing holds the watermark just below it, so the next delta sync
+re-requests its month: one failed run leaves no gap. A stats body the API answers 404 for (an expired match) is
+final and does not hold it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ def state_path(wh: Warehouse, xuid: int) -> Path:
 def compute_state(wh: Warehouse, xuid: int, now: datetime | None = None) -> pl.DataFrame:
     """The sync_meta row of ``xuid`` from all its ``raw_matches`` and ``match_facts`` partitions."""
     index = wh.read_table("raw_matches", xuid, schema={"match_id": pl.Utf8, "start_time": pl.Datetime("us", "UTC"),
-                                                          "stats_status": pl.Utf8})
+                                                          "stats_status": pl.Utf8, "skill_status": pl.Utf8,
+                                                          "film_status": pl.Utf8})
     facts = wh.read_table("match_facts", xuid, schema={"match_id": pl.Utf8, "start_time": pl.Datetime("us", "UTC")})
     derived = set(facts["match_id"].to_list())
     blocking = index.filter(
-        (pl.col("stats_status") == "failed")
+        (pl.col("stats_status") == "failed") | (pl.col("skill_status") == "failed")
+        | (pl.col("film_status") == "failed")
         | ((pl.col("stats_status") == "landed") & ~pl.col("match_id").is_in(list(derived)))
     )
     if blocking.height:
