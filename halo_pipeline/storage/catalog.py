@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import duckdb
 import polars as pl
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from halo_pipeline import tables
 from halo_pipeline.pausepoint import pause_at
@@ -40,15 +40,11 @@ def attach_filesystem(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> duckdb.D
     return con
 
 
-def connect_catalog(wh: Warehouse, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection to the catalog file that can read every view, the warehouse local or on object storage."""
-    return attach_filesystem(duckdb.connect(str(wh.catalog_path), read_only=read_only), wh)
-
-
-#: How long a writer waits for another process to release the catalog file's lock (DuckDB: one writer).
+#: How long a connection waits for another process to release the catalog file's lock (DuckDB: one writer,
+#: or several readers, per file).
 LOCK_WAIT_SECONDS = 60.0
 log = logging.getLogger(__name__)
-#: Times this process found the catalog locked by another one and waited (see :func:`writable_catalog`).
+#: Times this process found the catalog locked by another one and waited (see :func:`open_catalog`).
 lock_waits = [0]
 
 
@@ -59,24 +55,39 @@ def _waiting_for_lock(state) -> None:
                 state.attempt_number, state.next_action.sleep if state.next_action else 0.0)
 
 
-def _connect(path: str) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(path)
-
-
-@contextlib.contextmanager
-def writable_catalog(wh: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to the catalog file, waiting (exponential backoff, at most
-    :data:`LOCK_WAIT_SECONDS`) while another process holds its lock (a writer, or a reader: DuckDB locks the
-    file for either); closed on exit. Each wait logs one warning line naming the other process and counts in
-    :data:`lock_waits`.
+def open_catalog(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(path, read_only=…)``, waiting (exponential backoff, at most :data:`LOCK_WAIT_SECONDS`)
+    while another process holds a conflicting lock on the file (a writer blocks everyone; a reader blocks
+    writers). Each wait logs one warning line naming the other process and counts in :data:`lock_waits`.
 
     Raises:
         duckdb.IOException: the lock was still held after the wait.
     """
+    return Retrying(retry=retry_if_exception(_is_lock_conflict), reraise=True, before_sleep=_waiting_for_lock,
+                    stop=stop_after_delay(LOCK_WAIT_SECONDS), wait=wait_exponential(0.05, max=2.0))(
+        duckdb.connect, path, read_only=read_only)
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+def connect_catalog(wh: Warehouse, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to the catalog file that can read every view, the warehouse local or on object storage
+    (waiting while another process writes it: :func:`open_catalog`)."""
+    return attach_filesystem(open_catalog(str(wh.catalog_path), read_only), wh)
+
+
+@contextlib.contextmanager
+def writable_catalog(wh: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to the catalog file (:func:`open_catalog`: it waits while another process holds
+    the file), closed on exit.
+
+    Raises:
+        duckdb.IOException: the lock was still held after :data:`LOCK_WAIT_SECONDS`.
+    """
     wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)  # local even when the warehouse is on S3
-    con = Retrying(retry=retry_if_exception_type(duckdb.IOException), reraise=True, before_sleep=_waiting_for_lock,
-                   stop=stop_after_delay(LOCK_WAIT_SECONDS), wait=wait_exponential(0.05, max=2.0))(
-        _connect, str(wh.catalog_path))
+    con = open_catalog(str(wh.catalog_path), read_only=False)
     try:
         yield attach_filesystem(con, wh)
         pause_at("catalog_write", str(wh.catalog_path))  # test hook: views written, file still open and locked
