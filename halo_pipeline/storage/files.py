@@ -8,11 +8,14 @@ object or the new one, never a part.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -77,18 +80,27 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     if is_remote(path):
         path.write_bytes(data)
         return path
+    with atomic_writer(path) as fh:
+        fh.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces ``path`` whole when the block ends without an error: a hidden
+    temp file in the same folder, fsync'd, then ``os.replace``; deleted on an error (``path`` untouched). For
+    content written piece by piece (a tar being built or restored). Local paths only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         pause_at("before_rename", str(path))  # test hook, inactive unless HALO_TEST_PAUSE_AT is set
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: Path) -> Path:
