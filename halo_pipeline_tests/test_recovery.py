@@ -241,7 +241,7 @@ def test_a_live_holder_is_never_touched_a_waiter_sleeps_gives_up_in_one_line_or_
             cpu_before = _cpu_seconds(waiter.pid)
             time.sleep(5)
             busy = _cpu_seconds(waiter.pid) - cpu_before
-            out, err = waiter.communicate(timeout=120)
+            _, err = waiter.communicate(timeout=120)
             assert busy < 0.5, f"the waiting process used {busy:.2f} s of CPU in 5 s (busy polling)"
             assert waiter.returncode != 0 and time.monotonic() - started < 60
             gave_up = [line for line in err.splitlines() if "waited" in line and "for pool halo_api" in line]
