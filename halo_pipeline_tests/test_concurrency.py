@@ -1,103 +1,140 @@
-"""Concurrency: two runs on the same partitions at once, two players sharing matches synced at once, and the
-DuckDB catalog refreshed (by this process and by another one) while they write — the same final warehouse
-as serial runs, and a catalog file that opens."""
+"""Concurrency across processes: two ``halo-pipeline sync`` processes and a run launched by the real
+``dagster-daemon`` (from the run queue) at once, on one persistent instance and one warehouse, while another
+process holds the DuckDB catalog open — the same final warehouse as a serial sync, the catalog lock contended
+(the writers waited for it, and said so), none lost, none duplicated."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+import orjson
 import pytest
 
-from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
-from halo_pipeline.partitions import PLAYERS, partition_range_tags
-from halo_pipeline.storage.resource import WarehouseResource
+from halo_pipeline.emulator.wire import parse_time
+from halo_pipeline.partitions import partition_range_tags
+from halo_pipeline.storage.catalog import build_catalog
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline_tests.conftest import REPO
-from halo_pipeline_tests.support import SYNC_ASSETS, SYNC_TABLES, asset, snapshot
+from halo_pipeline.testing import cli_env, halo, start_halo
+from halo_pipeline_tests.conftest import REPO, stop_process_group
+from halo_pipeline_tests.support import assert_same_warehouse
 
-pytestmark = pytest.mark.system  # real components or separate processes: the full tier
+pytestmark = [pytest.mark.system, pytest.mark.slow]  # real processes and the real daemon
 
-MONTHS = ("2025-05-01", "2025-06-01")
-
-#: Another process refreshing the same catalog file in a loop (DuckDB: one writer process at a time).
-REFRESHER = textwrap.dedent("""
-    import sys, time, dagster as dg
-    from halo_pipeline.storage.resource import WarehouseResource
-    from halo_pipeline_tests.support import asset
-    res = {"warehouse": WarehouseResource(data_dir=sys.argv[1])}
-    deadline = time.monotonic() + float(sys.argv[2])
-    n = 0
-    while time.monotonic() < deadline:
-        assert dg.materialize([asset("warehouse_catalog")], resources=res).success
-        n += 1
-    print(n)
+#: A reader holding the catalog open read-only (DuckDB then refuses every writer) until ``argv[2]`` is deleted.
+READER = textwrap.dedent("""
+    import os, sys, time, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    queries = 0
+    print(os.getpid(), flush=True)
+    deadline = time.monotonic() + 90
+    while os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+        con.execute("SELECT count(*) FROM match_facts").fetchone()
+        queries += 1
+        time.sleep(0.05)
+    con.close()
+    print(queries, flush=True)
 """)
+LOCKED = "is locked by another process"
 
 
+def _collect(stream, lines: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
+    thread.start()
+    return thread
 
 
-@pytest.mark.timeout(300)
-def test_parallel_runs_equal_serial_runs(tmp_path):
-    world = SyntheticWorld(seed=31, players=2, months=2, matches_per_month=40)
-    a, b = (p.xuid for p in world.players)
-    assert set(world.match_ids(a)) & set(world.match_ids(b)), "the players must share matches"
-
-    with Emulator(synthetic=world, latency_ms=5) as emu:
-        def resources(data_dir) -> dict:
-            return {"halo_api": HaloApiResource(api_url=emu.url, requests_per_second=300),
-                    "warehouse": WarehouseResource(data_dir=str(data_dir))}
-
-        def sync(data_dir, xuid, instance, errors: list) -> None:
-            try:
-                assert dg.materialize(SYNC_ASSETS, instance=instance, resources=resources(data_dir),
-                                      tags=partition_range_tags(xuid, *MONTHS)).success
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                errors.append(exc)
-
+@pytest.mark.timeout(600)
+def test_two_cli_syncs_and_a_daemon_run_with_a_reader_holding_the_catalog_equal_a_serial_sync(tmp_path):
+    world = SyntheticWorld(seed=31, players=3, months=2, matches_per_month=20)
+    a, b, c = (p.xuid for p in world.players)
+    assert set(world.match_ids(a)) & set(world.match_ids(b)), "players must share matches"
+    bin_dir = Path(sys.executable).parent
+    with Emulator(synthetic=world) as emu:
         serial = tmp_path / "serial"
-        instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
-        for xuid in (a, b):
-            sync(serial, xuid, instance, errors := [])
-            assert not errors
+        env_serial = cli_env(serial, emu.url)
+        for xuid in (a, b, c):
+            assert halo("players", "add", str(xuid), env=env_serial).returncode == 0
+        assert halo("sync", env=env_serial).returncode == 0
 
-        parallel = tmp_path / "parallel"
-        parallel.mkdir()
-        refresher = subprocess.Popen([sys.executable, "-c", REFRESHER, str(parallel), "8"], cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        errors: list = []
-        # Same partitions twice (player a), and the player sharing matches with a (b), all at once, while this
-        # process refreshes the catalog too.
-        threads = []
-        for xuid in (a, a, b):
-            own = dg.DagsterInstance.ephemeral()  # one per run, as separate processes would have
-            own.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
-            threads.append(threading.Thread(target=sync, args=(parallel, xuid, own, errors)))
-        for thread in threads:
-            thread.start()
-        catalog_runs = 0
-        while any(t.is_alive() for t in threads):
-            assert dg.materialize([asset("warehouse_catalog")], resources=resources(parallel)).success
-            catalog_runs += 1
-        for t in threads:
-            t.join()
-        out, err = refresher.communicate(timeout=120)
-        assert refresher.returncode == 0, err[-2000:]
-        assert not errors, errors
-        assert catalog_runs >= 1 and int(out.strip()) >= 1
+        data = tmp_path / "parallel"
+        env = cli_env(data, emu.url)
+        for xuid in (a, b, c):
+            assert halo("players", "add", str(xuid), env=env).returncode == 0
+        wh = Warehouse(data)
+        build_catalog(wh)  # an (empty) catalog file for the reader to hold
+        hold = tmp_path / "hold"
+        hold.touch()
+        reader = subprocess.Popen([sys.executable, "-c", READER, str(wh.catalog_path), str(hold)],
+                                  stdout=subprocess.PIPE, text=True)
+        reader_pid = reader.stdout.readline().strip()
+        daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            # The daemon's run: player c's months, from the run queue (QueuedRunCoordinator → DefaultRunLauncher).
+            months = _months(world, c)
+            tags = partition_range_tags(c, months[0], months[-1]) | {"halo/player": str(c)}
+            launched = subprocess.run([str(bin_dir / "dagster"), "job", "launch", "-w", "workspace.yaml", "-j",
+                                       "sync_job", "--tags", json.dumps(tags)], cwd=REPO, env=env,
+                                      capture_output=True, text=True, timeout=180)
+            assert launched.returncode == 0, launched.stderr[-3000:]
+            syncs = [start_halo("sync", env=env) for _ in range(2)]
+            errors: list[list[str]] = [[], []]
+            threads = [_collect(sync.stderr, lines) for sync, lines in zip(syncs, errors, strict=True)]
+            # Hold the catalog until both syncs have waited for its lock (bounded: the writers wait ≤ 60 s).
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and not all(any(LOCKED in line for line in e) for e in errors):
+                assert all(s.poll() is None for s in syncs) or all(any(LOCKED in ln for ln in e) for e in errors), \
+                    "a sync ended without waiting for the catalog: " + "".join(errors[0][-20:] + errors[1][-20:])
+                time.sleep(0.2)
+            hold.unlink()
+            for sync, thread in zip(syncs, threads, strict=True):
+                sync.wait(timeout=240)
+                thread.join(timeout=10)
+                assert sync.returncode == 0, sync.stdout.read()[-2000:] + "".join(errors[0] + errors[1])[-4000:]
+            reader_out, _ = reader.communicate(timeout=60)
+            assert reader.returncode == 0 and int(reader_out.strip()) > 0
+            waits = [line for e in errors for line in e if LOCKED in line]
+            assert all(any(LOCKED in line for line in e) for e in errors), "the catalog lock was never contended"
+            assert any(f"PID {reader_pid}" in line for line in waits), waits  # … by the reader's lock
 
-    got, expected = snapshot(Warehouse(parallel)), snapshot(Warehouse(serial))
-    for table in SYNC_TABLES:
-        assert got[table].equals(expected[table]), table
-    catalog = {"warehouse": WarehouseResource(data_dir=str(parallel))}
-    assert dg.materialize([asset("warehouse_catalog")], resources=catalog).success
-    with duckdb.connect(str(Warehouse(parallel).catalog_path), read_only=True) as con:
+            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                deadline = time.monotonic() + 240
+                while time.monotonic() < deadline:
+                    runs = instance.get_runs()
+                    if all(r.is_finished for r in runs):
+                        break
+                    time.sleep(1)
+                daemon_runs = [r for r in runs if r.job_name == "sync_job" and "halo/owner_pid" in r.tags
+                               and r.tags.get("halo/player") == str(c) and r.status == dg.DagsterRunStatus.SUCCESS
+                               and r.tags.get("halo/sync_key") is None]
+                assert all(r.is_finished for r in runs), [(r.job_name, r.status) for r in runs]
+                assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [
+                    (r.job_name, r.status) for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+                assert daemon_runs, "the daemon did not launch and finish player c's run"
+        finally:
+            stop_process_group(daemon)
+            if reader.poll() is None:
+                reader.kill()
+
+    assert_same_warehouse(wh, Warehouse(serial))  # every table, sync_meta and the analytics included
+    with duckdb.connect(str(wh.catalog_path), read_only=True) as con:
         rows = con.execute("SELECT count(*), count(DISTINCT (owner_xuid, match_id)) FROM match_facts").fetchone()
-    assert rows == (len(world.match_ids(a)) + len(world.match_ids(b)),) * 2  # none lost, none duplicated
+    assert rows == (sum(len(world.match_ids(x)) for x in (a, b, c)),) * 2  # none lost, none duplicated
+
+
+def _months(world: SyntheticWorld, xuid: int) -> list[str]:
+    """``YYYY-MM-01`` of the months holding ``xuid``'s matches, ascending."""
+    return sorted({f"{parse_time(orjson.loads(world.match_stats_body(m))['MatchInfo']['StartTime']):%Y-%m}-01"
+                   for m in world.match_ids(xuid)})
+
