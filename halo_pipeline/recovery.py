@@ -68,6 +68,8 @@ POOL_WAIT_TAG, POOL_WAIT_ENV = "halo/pool_wait_seconds", "HALO_POOL_WAIT_SECONDS
 #: hold ``halo_api`` for many minutes; a dead holder is recovered within one claim check, ≤ 15 s).
 DEFAULT_POOL_WAIT_SECONDS = 3600.0
 HEARTBEAT_SECONDS = 30.0
+#: A step that has waited this long for a pool says so, once, on stderr (naming the holder).
+WAIT_NOTICE_SECONDS = 5.0
 #: A run on another host whose heartbeat is older than this is dead.
 HEARTBEAT_TIMEOUT_SECONDS = 300.0
 #: Statuses of a run that has a process (queued runs belong to the daemon's queue).
@@ -444,6 +446,7 @@ class RecoveringConcurrencyContext(InstanceConcurrencyContext):
         super().__init__(instance, dagster_run)
         self._tags = dict(dagster_run.tags)
         self._waiting_since: dict[str, float] = {}
+        self._noticed: set[str] = set()
         self._heartbeat: _Heartbeat | None = None
 
     def __enter__(self):
@@ -484,11 +487,12 @@ class RecoveringConcurrencyContext(InstanceConcurrencyContext):
             self._pending_timeouts[step_key] = 0.0  # a dead holder was freed: claim again at once
             return False
         limit = pool_wait_limit(self._tags)
-        if since == now:
+        if holders and now - since >= WAIT_NOTICE_SECONDS and step_key not in self._noticed:
+            self._noticed.add(step_key)
             log.warning("step %s of run %s waits for pool %s, held by %s; it gives up after %.0f s",
                         step_key, self._run_id, concurrency_key, describe_holders(self._instance, concurrency_key),
                         limit)
-        elif now - since > limit:
+        if now - since > limit:
             self._give_up(f"step {step_key} of run {self._run_id} waited {now - since:.0f} s (limit {limit:.0f} s, "
                           f"{POOL_WAIT_ENV}) for pool {concurrency_key}, held by "
                           f"{describe_holders(self._instance, concurrency_key)}: if that run's process is gone, "

@@ -235,7 +235,7 @@ def test_a_live_holder_is_never_touched_a_waiter_sleeps_gives_up_in_one_line_or_
                 assert [(c.run_id, c.step) for c in claims(inst) if c.held] == [(slot.run_id, "raw_matches")]
 
             # A second sync waits for the pool without burning CPU, then gives up in one line naming the holder.
-            waiter = start_halo("sync", env={**env, "HALO_POOL_WAIT_SECONDS": "8"})
+            waiter = start_halo("sync", env={**env, "HALO_POOL_WAIT_SECONDS": "12"})
             started = time.monotonic()
             _read_until(waiter.stderr, "waits for pool halo_api")
             cpu_before = _cpu_seconds(waiter.pid)

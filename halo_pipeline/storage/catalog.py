@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 
 import duckdb
@@ -50,8 +51,10 @@ lock_waits = [0]
 
 def _waiting_for_lock(state) -> None:
     lock_waits[0] += 1
+    error = str(state.outcome.exception())
+    holder = re.search(r"Conflicting lock is held in (.*?\(PID \d+\))", error)
     log.warning("catalog %s is locked by another process (%s); retry %d in %.2f s",
-                state.args[0] if state.args else "", str(state.outcome.exception()).splitlines()[0],
+                state.args[0] if state.args else "", holder.group(1) if holder else error.splitlines()[0],
                 state.attempt_number, state.next_action.sleep if state.next_action else 0.0)
 
 
