@@ -260,3 +260,55 @@ def test_a_live_holder_is_never_touched_a_waiter_sleeps_gives_up_in_one_line_or_
         assert inst.get_run_by_id(slot.run_id).status == dg.DagsterRunStatus.FAILURE
         assert not claims(inst) and not inst.get_runs(dg.RunsFilter(statuses=[STARTED]))
     assert set(Warehouse(data).read_table("match_facts")["match_id"]) == set(world.match_ids())
+
+
+def test_doctor_lists_what_is_stuck_and_repair_frees_only_what_dead_runs_hold(instance, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from halo_pipeline.cli import main
+    from halo_pipeline_tests.analytics_data import XUID
+
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("halo_api", 1)
+    dead = run_owned_by(instance, **{**owner_tags(), OWNER_PID: str(dead_pid())},
+                        **partition_range_tags(XUID, "2025-01-01", "2025-02-01"))
+    alive = run_owned_by(instance, **owner_tags())
+    finished = run_owned_by(instance, status=dg.DagsterRunStatus.FAILURE)
+    hold(instance, "halo_api", dead, "raw_matches")
+    storage.set_concurrency_slots("other", 1)
+    hold(instance, "other", finished, "step_c")
+    wh = Warehouse(tmp_path / "data")
+    wh.write_partition("raw_matches", XUID, "2025-01-01", pl.DataFrame(
+        {"match_id": ["m1", "m2"], "xuid": [XUID] * 2, "stats_status": ["failed", "landed"],
+         "skill_status": ["skipped", "failed"], "film_status": ["skipped", "landed"],
+         "error": ["stats: HTTP 503 Service Unavailable", "skill: TimeoutError"]}))
+    orphan = wh.root / "match_facts" / f".data.parquet.{dead_pid()}-0123abcd.tmp"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"partial")
+    monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
+    monkeypatch.setenv("HALO_DATA_DIR", str(wh.data_dir))
+
+    report = CliRunner().invoke(main, ["doctor"])
+    assert report.exit_code == 1, report.output
+    out = report.output
+    assert "runs in progress: 2" in out and f"pid {os.getpid()} on {socket.gethostname()}" in out
+    assert f"run {dead} step raw_matches holds a slot" in out and "dead: its process" in out
+    assert f"stale claim: pool other slot of finished run {finished}" in out
+    assert "failed matches waiting for retry by the next sync: 2" in out and "HTTP 503" in out
+    assert "temp files left by killed writers: 1" in out and "needs repair (3)" in out
+
+    repaired = CliRunner().invoke(main, ["doctor", "--repair"])
+    assert repaired.exit_code == 0, repaired.output
+    assert f"recovered run {dead}" in repaired.output and f"deleted {orphan}" in repaired.output
+    assert not orphan.exists()
+    assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive).status == STARTED
+    assert not claims(instance)
+    assert "interrupted runs whose months the next sync plans again: 1" in repaired.output
+    assert CliRunner().invoke(main, ["doctor"]).exit_code == 0  # failed matches are not a repair: the sync's job
+
+    refused = CliRunner().invoke(main, ["doctor", "--repair", "--fail-run", alive])
+    assert refused.exit_code == 2 and "is alive" in refused.output
+    unknown = run_owned_by(instance)
+    forced = CliRunner().invoke(main, ["doctor", "--repair", "--fail-run", unknown])
+    assert forced.exit_code == 0 and instance.get_run_by_id(unknown).status == dg.DagsterRunStatus.FAILURE
