@@ -400,7 +400,8 @@ def pool_wait_limit(tags: Mapping[str, str]) -> float:
 
 
 def describe_holders(instance: dg.DagsterInstance, pool: str) -> str:
-    """Who holds ``pool``'s slots: ``run <id> (<job> <partitions>, step <step>, <liveness>)``, joined."""
+    """Who holds ``pool``'s slots: ``run <id> (<job> <partitions>, step <step>, <liveness>)``, joined; ``""`` when
+    nobody does (freed meanwhile)."""
     holders = [c for c in claims(instance) if c.pool == pool and c.held]
     records = {r.dagster_run.run_id: r for r in instance.get_run_records(
         dg.RunsFilter(run_ids=[c.run_id for c in holders]))} if holders else {}
@@ -414,7 +415,7 @@ def describe_holders(instance: dg.DagsterInstance, pool: str) -> str:
         what = " ".join(filter(None, [run.job_name, partitions_label(run.tags)]))
         state = liveness(instance, record) if run.status in IN_PROGRESS else Liveness(DEAD, run.status.value)
         parts.append(f"run {c.run_id} ({what}, step {c.step}, {state.state}: {state.reason})")
-    return "; ".join(parts) or "no run (the slot was just freed)"
+    return "; ".join(parts)
 
 
 class _Heartbeat(threading.Thread):
@@ -487,16 +488,16 @@ class RecoveringConcurrencyContext(InstanceConcurrencyContext):
             self._pending_timeouts[step_key] = 0.0  # a dead holder was freed: claim again at once
             return False
         limit = pool_wait_limit(self._tags)
-        if holders and now - since >= WAIT_NOTICE_SECONDS and step_key not in self._noticed:
+        if now - since >= WAIT_NOTICE_SECONDS and step_key not in self._noticed and (
+                holder := describe_holders(self._instance, concurrency_key)):
             self._noticed.add(step_key)
             log.warning("step %s of run %s waits for pool %s, held by %s; it gives up after %.0f s",
-                        step_key, self._run_id, concurrency_key, describe_holders(self._instance, concurrency_key),
-                        limit)
+                        step_key, self._run_id, concurrency_key, holder, limit)
         if now - since > limit:
             self._give_up(f"step {step_key} of run {self._run_id} waited {now - since:.0f} s (limit {limit:.0f} s, "
                           f"{POOL_WAIT_ENV}) for pool {concurrency_key}, held by "
-                          f"{describe_holders(self._instance, concurrency_key)}: if that run's process is gone, "
-                          f"{REPAIR_HINT} frees the slot")
+                          f"{describe_holders(self._instance, concurrency_key) or 'another run'}: if that run's "
+                          f"process is gone, {REPAIR_HINT} frees the slot")
         return False
 
     def _give_up(self, message: str) -> None:
