@@ -2,11 +2,11 @@
 and their months planned again; a step never waits on a pool without bound, nor burns CPU while it waits.
 
 **Who owns a run.** Every run executed by this code location records its owner in run tags: host, pid and
-the process's start time (``halo/owner_*``, set by ``halo-pipeline`` when it creates a run, and by the
-executor when a run starts, whoever launched it), and a heartbeat (``halo/heartbeat``, UTC epoch seconds,
-refreshed every :data:`HEARTBEAT_SECONDS`). A run is
+the process's identity (boot id + start time in clock ticks), ``halo/owner_*``, set by ``halo-pipeline`` when it
+creates a run and by the executor when a run starts, whoever launched it; and a heartbeat (``halo/heartbeat``,
+UTC epoch seconds, refreshed every :data:`HEARTBEAT_SECONDS`). A run is
 
-* **alive** when its process exists (same host: ``/proc/<pid>`` with the same start time, so a reused pid is
+* **alive** when its process exists (same host: ``/proc/<pid>`` with the same identity, so a reused pid is
   not mistaken for it) or, on another host, its heartbeat is younger than :data:`HEARTBEAT_TIMEOUT_SECONDS`;
 * **dead** when that process is gone (``kill -9``, OOM kill, reboot) or its heartbeat stopped;
 * **unknown** when it records no owner (a run from before this version, or launched and not started yet):
@@ -82,24 +82,39 @@ ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 # --------------------------------------------------------------------------------------------------- owners
 
 
-def _boot_time() -> float | None:
+def _stat_start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: when the process started, in clock ticks since boot (never changes)."""
     try:
-        with open("/proc/stat") as fh:
-            return next(float(line.split()[1]) for line in fh if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
         return None
+
+
+def _boot() -> tuple[str, float] | None:
+    """``(boot id, boot time as UTC epoch seconds)`` of this host (Linux), or ``None``."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot_id = fh.read().strip()
+        with open("/proc/stat") as fh:
+            return boot_id, next(float(line.split()[1]) for line in fh if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def process_identity(pid: int) -> str | None:
+    """``<boot id>:<start ticks>`` of process ``pid``: unique to that process on this host, unlike its pid (which
+    is reused) and unlike a start time in seconds (the wall clock can be stepped); ``None`` when the process does
+    not exist or this is not Linux."""
+    ticks, boot = _stat_start_ticks(pid), _boot()
+    return None if ticks is None or boot is None else f"{boot[0]}:{ticks}"
 
 
 def process_started_at(pid: int) -> float | None:
-    """When process ``pid`` started (UTC epoch seconds, 10 ms resolution), from ``/proc``; ``None`` when it
-    does not exist or this is not Linux."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-        boot = _boot_time()
-        return None if boot is None else round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
-    except (OSError, ValueError, IndexError):
-        return None
+    """When process ``pid`` started (UTC epoch seconds, approximate: the boot time moves with the wall clock), or
+    ``None``."""
+    ticks, boot = _stat_start_ticks(pid), _boot()
+    return None if ticks is None or boot is None else boot[1] + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def pid_exists(pid: int) -> bool:
@@ -114,10 +129,10 @@ def pid_exists(pid: int) -> bool:
 
 
 def owner_tags() -> dict[str, str]:
-    """The run tags naming this process as a run's owner (host, pid, start time) with a fresh heartbeat."""
-    started = process_started_at(os.getpid())
+    """The run tags naming this process as a run's owner (host, pid, :func:`process_identity`) with a fresh
+    heartbeat."""
     return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid()),
-            OWNER_STARTED: "" if started is None else f"{started:.2f}", HEARTBEAT: f"{time.time():.0f}"}
+            OWNER_STARTED: process_identity(os.getpid()) or "", HEARTBEAT: f"{time.time():.0f}"}
 
 
 @dataclass(frozen=True)
@@ -135,16 +150,19 @@ def _float(value: str | None) -> float | None:
         return None
 
 
-def _local_pid_liveness(pid: int, host: str, recorded_start: float | None, run_start: float | None) -> Liveness:
-    """Liveness of a run owned by process ``pid`` of this host (``recorded_start``: its start time if recorded;
-    ``run_start``: when the run started, to tell a pid reused since then)."""
-    started = process_started_at(pid)
-    if started is None and not pid_exists(pid):
+def _local_pid_liveness(pid: int, host: str, recorded: str | None, run_start: float | None) -> Liveness:
+    """Liveness of a run owned by process ``pid`` of this host. ``recorded``: the owner's
+    :func:`process_identity`, when the run recorded it; else ``run_start`` (when the run started) tells a pid
+    reused since (a process that started well after the run cannot be its owner)."""
+    identity = process_identity(pid)
+    if identity is None and not pid_exists(pid):
         return Liveness(DEAD, f"its process {pid} on {host} is gone")
-    if started is not None and recorded_start is not None and abs(started - recorded_start) > 0.5:
-        return Liveness(DEAD, f"its process {pid} on {host} is gone (the pid now belongs to another process)")
-    if started is not None and recorded_start is None and run_start is not None and started > run_start + 1:
-        return Liveness(DEAD, f"its process {pid} on {host} is gone (the pid now belongs to another process)")
+    reused = f"its process {pid} on {host} is gone (the pid now belongs to another process)"
+    if identity is not None and recorded and identity != recorded:
+        return Liveness(DEAD, reused)
+    started = process_started_at(pid)
+    if not recorded and started is not None and run_start is not None and started > run_start + 5:
+        return Liveness(DEAD, reused)
     return Liveness(ALIVE, f"process {pid} on {host} is running")
 
 
@@ -155,7 +173,7 @@ def liveness(instance: dg.DagsterInstance, record: dg.RunRecord, now: float | No
     host, pid = tags.get(OWNER_HOST), tags.get(OWNER_PID)
     if host and pid and pid.isdigit():
         if host == socket.gethostname():
-            return _local_pid_liveness(int(pid), host, _float(tags.get(OWNER_STARTED)), record.start_time)
+            return _local_pid_liveness(int(pid), host, tags.get(OWNER_STARTED), record.start_time)
         last = max(filter(None, [_float(tags.get(HEARTBEAT)), record.start_time, record.create_timestamp.timestamp()]))
         if now - last <= HEARTBEAT_TIMEOUT_SECONDS:
             return Liveness(ALIVE, f"process {pid} on {host}, heartbeat {now - last:.0f} s ago")

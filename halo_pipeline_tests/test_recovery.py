@@ -81,7 +81,7 @@ def test_owner_liveness(instance):
     runs = {
         "this process": run_owned_by(instance, **me),
         "dead pid": run_owned_by(instance, **{**me, OWNER_PID: str(dead_pid())}),
-        "pid reused": run_owned_by(instance, **{**me, OWNER_STARTED: "1000.00"}),  # same pid, another start time
+        "pid reused": run_owned_by(instance, **{**me, OWNER_STARTED: me[OWNER_STARTED] + "0"}),  # another process
         "other host, fresh heartbeat": run_owned_by(instance, **{**me, OWNER_HOST: other_host,
                                                                  HEARTBEAT: f"{now - 10:.0f}"}),
         "no owner": run_owned_by(instance),
