@@ -181,3 +181,15 @@ def test_kill_9_holding_the_pool_on_postgres(world, emulator, fault_free, tmp_pa
         with _instance(env) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         _assert_recovered(data, env, fault_free)
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_at_a_random_moment_then_two_syncs():
+    """Issue 11's reproduction, one try of ``benchmarks/bench_crash_recovery.py`` (run 20 with ``--tries 20``): a
+    sync killed at a random moment (seeded), two syncs at once: both end, nothing held, warehouse = fault-free."""
+    from benchmarks.bench_crash_recovery import loop
+
+    seed = int(time.time()) % 1000
+    results, _, _ = loop(tries=1, seed=seed, baseline=False)
+    print(f"seed {seed}: {results}")
+    assert len(results) == 1 and results[0]["seconds"] < BOUND_SECONDS
