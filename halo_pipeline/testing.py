@@ -113,8 +113,8 @@ def cli_env(data_dir: Path, api_url: str, dagster_home: Path | None = None, **ex
     ``<data_dir>/dagster_home``) against the emulator at ``api_url``; ``extra``: more variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HALO_", "DAGSTER_"))}
     env.update(HALO_DATA_DIR=str(data_dir), HALO_API_URL=api_url, HALO_REFERENCE_DIR=str(REPO_REFERENCE),
-               DAGSTER_HOME=str(dagster_home or Path(data_dir) / "dagster_home"), **extra)
-    return env
+               DAGSTER_HOME=str(dagster_home or Path(data_dir) / "dagster_home"))
+    return env | extra
 
 
 def halo(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
