@@ -33,7 +33,7 @@ from halo_pipeline.recovery import (
 from halo_pipeline.storage.files import TMP_SUFFIX, is_remote, temp_writer_pid
 from halo_pipeline.storage.warehouse import Warehouse
 
-#: A temp file whose writer cannot be identified is removed by ``--repair`` once it is this old.
+#: A temp file this old is a leftover whoever wrote it (a write takes seconds): ``--repair`` removes it.
 ORPHAN_TMP_SECONDS = 3600.0
 #: The daemon writes a heartbeat every ~30 s: none for this long means it is not running.
 DAEMON_SILENT_SECONDS = 120.0
@@ -59,8 +59,9 @@ def _age(seconds: float | None) -> str:
 
 
 def orphan_temp_files(wh: Warehouse, now: float | None = None) -> list[Path]:
-    """Hidden ``.*.tmp`` files under the warehouse and raw landing whose writer process is gone (or, when the
-    writer is not recorded, older than :data:`ORPHAN_TMP_SECONDS`). None on object storage (a write is one PUT)."""
+    """Hidden ``.*.tmp`` files under the warehouse and raw landing whose writer process is gone, or older than
+    :data:`ORPHAN_TMP_SECONDS` (a reused pid, a writer of an older version). None on object storage (a write is
+    one PUT)."""
     if is_remote(wh.data_dir):
         return []
     now = now or time.time()
@@ -76,7 +77,7 @@ def orphan_temp_files(wh: Warehouse, now: float | None = None) -> list[Path]:
                     stale = now - path.stat().st_mtime > ORPHAN_TMP_SECONDS
                 except FileNotFoundError:
                     continue  # renamed into place meanwhile
-                if (pid is not None and not pid_exists(pid)) or (pid is None and stale):
+                if stale or (pid is not None and not pid_exists(pid)):
                     found.append(path)
     return sorted(found)
 
