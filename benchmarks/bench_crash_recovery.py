@@ -127,7 +127,7 @@ def _doing(instance) -> str:
     runs = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))
     held = [c.step for c in claims(instance) if c.held]
     if not runs:
-        return "between runs"
+        return "no run in progress: starting, planning or between runs"
     return runs[0].job_name + (f", holding halo_api for {held[0]}" if held else "")
 
 
