@@ -1,4 +1,4 @@
-"""(h) Crash recovery: issue 11's reproduction, in a loop — a real ``halo-pipeline sync`` on a persistent
+"""(k) Crash recovery: issue 11's reproduction, in a loop — a real ``halo-pipeline sync`` on a persistent
 ``DAGSTER_HOME`` made by ``halo-pipeline`` is killed with ``kill -9`` (its whole process group) at a random
 moment, then two ``halo-pipeline sync`` are started at once. Every try must end (both syncs exit 0), with the
 instance clean (no run in progress, no pool slot held) and the warehouse equal to a fault-free sync's, every
@@ -51,15 +51,15 @@ def _check(env: dict, data: Path, reference: Path) -> None:
 
     from halo_pipeline.recovery import IN_PROGRESS, claims
     from halo_pipeline.storage.warehouse import Warehouse
-    from halo_pipeline.tables import names
+    from halo_pipeline.tables import names, schema
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         assert not instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS)), "a run is still in progress"
         assert not claims(instance), "a pool slot or claim is still held"
     got, expected = Warehouse(data), Warehouse(reference)
-    for table in names(layout="player_month") + names(layout="player"):
-        left, right = (w.read_table(table).drop(["fetched_in_run", "last_sync_at"], strict=False).sort(pl.all())
-                       for w in (got, expected))
+    for table in names(layout="player_month") + names(layout="player") + names(layout="global"):
+        left, right = (w.read_table(table, schema=schema(table)).drop(["fetched_in_run", "last_sync_at"], strict=False)
+                       .sort(pl.all()) for w in (got, expected))
         assert left.equals(right), f"{table} differs from the fault-free sync's"
 
 
@@ -93,7 +93,8 @@ def loop(tries: int, seed: int = 11, log=print, baseline: bool = True) -> tuple[
             env, data = fresh("baseline")
             pair = _two_syncs(env)
             _check(env, data, reference)
-        log(f"   fault-free sync {clean:.1f} s; two syncs at once, no kill: {pair or 0:.1f} s "
+        pair_text = f"; two syncs at once, no kill: {pair:.1f} s" if pair is not None else ""
+        log(f"   fault-free sync {clean:.1f} s{pair_text} "
             f"({'recorded player ' if recorded else 'synthetic player '}{player})")
         results = []
         for i in range(tries):
@@ -132,7 +133,7 @@ def _doing(instance) -> str:
 
 
 def run(smoke: bool = False, tries: int | None = None, seed: int = 11) -> Result:
-    result = Result("(h) crash recovery: kill -9 a sync at a random moment, then two syncs at once")
+    result = Result("(k) Crash recovery: kill -9 a sync at a random moment, then two syncs at once")
     if smoke and tries is None:
         result.skipped = ("minutes of real processes; halo_pipeline_tests/test_crash_safety.py runs one try, "
                           "`python -m benchmarks.bench_crash_recovery --tries 20` the loop")

@@ -7,9 +7,10 @@
 Benchmarks (modules ``benchmarks/bench_*.py``, each also runnable alone with ``-m``): first_import (a),
 delta (b), rederive (c, film chunks from ../shared skipped with a printed reason when absent), overhead (d),
 memory (e), queries (f), film_decode (g: spnkr's film reader vs film_decoder on one core; recorded chunks
-skipped with a printed reason when ../shared is absent), crash_recovery (h: 20 kill -9 + two syncs; skipped in
-smoke mode, where ``test_crash_safety.py`` runs one try). Exit status 1 when a benchmark raised (a missed target
-is printed, not an error: speed is measured here, not asserted).
+skipped with a printed reason when ../shared is absent), people (h: the players table vs DuckDB), levelup_import
+(j: a long LevelUp history landed and derived; skipped without ../shared/legacy), crash_recovery (k: 20 kill -9
++ two syncs; skipped in smoke mode, where ``test_crash_safety.py`` runs one try). Exit status 1 when a benchmark
+raised (a missed target is printed, not an error: speed is measured here, not asserted).
 
 This module imports nothing heavy at import time: the film decoding pool's spawned workers re-import the main
 module, and must start fast.
@@ -26,7 +27,8 @@ import time
 import traceback
 from datetime import date
 
-BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries", "film_decode", "crash_recovery"]
+BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries", "film_decode", "people",
+              "levelup_import", "crash_recovery"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,16 +21,22 @@ def _data_dir() -> Path:
 
 
 def _instance(recover: bool = True):
-    """The Dagster instance at ``$DAGSTER_HOME`` (default ``$HALO_DATA_DIR/dagster_home``), after recovering
-    the runs whose process died (``recover``; see :mod:`halo_pipeline.recovery`)."""
+    """The project's Dagster instance: ``$DAGSTER_HOME``, else ``DAGSTER_HOME`` of ``./.env``, else
+    ``$HALO_DATA_DIR/dagster_home`` — then declared in ``./.env`` so that ``dagster``/``dg`` commands run from here
+    use it too (:func:`halo_pipeline.instance.instance_home`) — after recovering the runs whose process died
+    (``recover``; see :mod:`halo_pipeline.recovery`)."""
     import dagster as dg
 
-    from halo_pipeline.instance import ensure_home
-    from halo_pipeline.storage.files import check_writable_dir, is_remote
+    from halo_pipeline.instance import declare_home, ensure_home, instance_home
+    from halo_pipeline.storage.files import check_writable_dir
 
     check_writable_dir(_data_dir(), "HALO_DATA_DIR")
-    local = Path("dagster_home").resolve() if is_remote(_data_dir()) else _data_dir() / "dagster_home"
-    ensure_home(Path(os.environ.setdefault("DAGSTER_HOME", str(local))))
+    home, undeclared = instance_home(_data_dir(), Path.cwd(), dict(os.environ))
+    home = ensure_home(home.resolve())
+    if undeclared:
+        click.echo(f"Dagster instance: {home} (declared in {declare_home(home, Path.cwd())} for dagster/dg "
+                   "commands run from this folder)", err=True)
+    os.environ["DAGSTER_HOME"] = str(home)
     instance = dg.DagsterInstance.get()
     if recover:
         from halo_pipeline.recovery import recover as recover_dead_runs
@@ -136,13 +142,104 @@ def players_remove(xuid: str, purge: bool) -> None:
     click.echo(f"removed {removed}" + (" and purged its warehouse data" if purge else " (data kept)"))
 
 
+@main.group()
+def friends() -> None:
+    """Declare who each registered player (the owner) plays with, with nicknames.
+
+    Friends added here are kept in $HALO_DATA_DIR/friends.json; friends can also be declared in the players
+    file ($HALO_PLAYERS_FILE, default players.yaml: `friends:` under a player entry), which wins when both
+    name one. A friend need not be registered (--register also syncs them)."""
+
+
+def _friends_changed(instance, warehouse, owner: int, rederive: bool) -> None:
+    """Refresh the friends table (and re-derive the owner's months with --rederive), or say how."""
+    from halo_pipeline.runner import refresh_friends
+
+    report = refresh_friends(_defs(), instance, warehouse, owner, rederive)
+    if not report.ok:
+        failed = "; ".join(f"{job} {label} (run {run_id})" for run_id, job, label, ok in report.runs if not ok)
+        raise click.ClickException(f"failed runs: {failed}")
+    if not rederive:
+        click.echo(f"past matches show the change once re-derived: `halo-pipeline friends add|remove … --rederive`, "
+                   f"or `halo-pipeline backfill --player {owner} --from … --to …` (0 API calls)")
+
+
+@friends.command("add")
+@click.argument("owner")
+@click.argument("friend")
+@click.option("--nickname", default=None, help="How the reports name the friend (1-32 printable characters).")
+@click.option("--register", is_flag=True, help="Also register the friend (their matches are synced too).")
+@click.option("--rederive", is_flag=True, help="Re-derive the owner's synced months now (zero API calls).")
+def friends_add(owner: str, friend: str, nickname: str | None, register: bool, rederive: bool) -> None:
+    """Declare FRIEND (xuid or gamertag) a friend of the registered player OWNER (xuid or gamertag); adding a
+    friend again with another --nickname renames them."""
+    from halo_pipeline.instance import add_player, registered
+    from halo_pipeline.services.friends import add_friend
+
+    instance = _instance()
+    halo_api, warehouse = _resources()
+    wh = warehouse.warehouse()
+    players = registered(instance, wh.landing)
+    stored, new = add_friend(wh, players, halo_api.client, owner, friend, nickname)
+    click.echo(f"{'added' if new else 'renamed'} friend {stored.name} ({stored.xuid}) of {stored.owner}")
+    if register and stored.xuid not in {p.xuid for p in players}:
+        player = add_player(instance, wh.landing, halo_api.client, str(stored.xuid))
+        click.echo(f"registered {player.xuid}" + (f" ({player.gamertag})" if player.gamertag else ""))
+    _friends_changed(instance, warehouse, stored.owner, rederive)
+
+
+@friends.command("remove")
+@click.argument("owner")
+@click.argument("friend")
+@click.option("--rederive", is_flag=True, help="Re-derive the owner's synced months now (zero API calls).")
+def friends_remove(owner: str, friend: str, rederive: bool) -> None:
+    """Forget FRIEND (xuid, gamertag or nickname) of OWNER, declared with `friends add`."""
+    from halo_pipeline.instance import registered
+    from halo_pipeline.services.friends import players_file, remove_friend
+
+    instance = _instance()
+    warehouse = _resources()[1]
+    wh = warehouse.warehouse()
+    players = registered(instance, wh.landing)
+    removed = remove_friend(wh, players, owner, friend, players_file())
+    click.echo(f"removed friend {removed.name} ({removed.xuid}) of {removed.owner}")
+    _friends_changed(instance, warehouse, removed.owner,
+                     rederive and removed.owner in {p.xuid for p in players})
+
+
+@friends.command("list")
+@click.argument("owner", required=False)
+def friends_list(owner: str | None) -> None:
+    """List declared friends (of OWNER, an xuid or gamertag, when given): owner, friend xuid, gamertag,
+    nickname, source (players.yaml | cli). Zero API calls."""
+    from halo_pipeline.instance import registered
+    from halo_pipeline.services.friends import find_player, list_friends, players_file
+
+    wh = _resources()[1].warehouse()
+    players = registered(_instance(), wh.landing)
+    wanted = None
+    if owner is not None:
+        found = find_player(players, owner)
+        if found is None:
+            raise InvalidInput(f"player {owner.strip()!r} is not registered")
+        wanted = found.xuid
+    for f in list_friends(wh, players, players_file()):
+        if wanted is None or f.owner == wanted:
+            click.echo(f"{f.owner}\t{f.xuid or '?'}\t{f.gamertag or ''}\t{f.nickname or ''}\t{f.source}")
+
+
 @main.command()
 @click.option("--player", "player_values", multiple=True, help="xuid of a registered player (repeatable).")
 @click.option("--match-type", type=click.Choice(["all", "matchmaking", "custom", "local"]), default="all")
 @click.option("--full", is_flag=True, help="Walk the whole history (first import, repair) instead of a delta.")
 @click.option("--since", default=None, help="With --full: ignore matches before this date (YYYY-MM[-DD]).")
 @click.option("--max-matches", type=int, default=None, help="With --full: only the newest N matches.")
-def sync(player_values, match_type, full, since, max_matches) -> None:
+@click.option("--all-months", is_flag=True, help="Then materialize every month without a partition yet (months "
+              "without matches: zero API calls, ≈ 0.5–1 s of Dagster bookkeeping each), so the UI shows none missing.")
+@click.option("--with-assets/--without-assets", default=None,
+              help="Also land the images not landed yet: medal icons, map/mode/playlist/variant thumbnails, career "
+                   "rank icons (LevelUp's --with-assets). Default: $HALO_WITH_ASSETS (1/true), else off.")
+def sync(player_values, match_type, full, since, max_matches, all_months, with_assets) -> None:
     """Sync registered players through Dagster (runs show in the UI) and print the summary.
 
     Default: a delta sync (only the months with matches newer than each player's watermark; a player
@@ -164,8 +261,11 @@ def sync(player_values, match_type, full, since, max_matches) -> None:
         raise InvalidInput("no player registered: run `halo-pipeline players add <xuid|gamertag>` first")
     if since:
         Month.parse(since)
+    if with_assets is None:
+        with_assets = os.environ.get("HALO_WITH_ASSETS", "").strip().lower() in ("1", "true", "yes", "on")
     report = sync_players(_defs(), instance, halo_api, warehouse, xuids, match_type=match_type, full=full,
-                          since=since, max_matches=max_matches, log=click.echo)
+                          since=since, max_matches=max_matches, log=click.echo, all_months=all_months,
+                          with_assets=with_assets)
     click.echo("")
     click.echo(summary(warehouse.warehouse()))
     if not report.ok:
@@ -278,7 +378,80 @@ def demo(ctx, n_players, months, matches_per_month, seed) -> None:
             if str(xuid) not in known:
                 player = add_player(instance, warehouse.warehouse().landing, halo_api.client, str(xuid))
                 click.echo(f"registered {player.xuid} ({player.gamertag})")
-        ctx.invoke(sync, player_values=(), match_type="all", full=False, since=None, max_matches=None)
+        ctx.invoke(sync, player_values=(), match_type="all", full=False, since=None, max_matches=None,
+                   all_months=True, with_assets=True)
+
+
+# ---- moving in: LevelUp's stores, another warehouse ------------------------------------------------------------
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import the history another tool kept (LevelUp)."""
+
+
+@import_group.command("levelup")
+@click.argument("levelup_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--player", "player_value", default=None, help="Only this player (gamertag or xuid).")
+@click.option("--dry-run", is_flag=True, help="List players, months and match counts; write nothing.")
+def import_levelup(levelup_dir, player_value, dry_run) -> None:
+    """Import LevelUp's stores under LEVELUP_DIR (its data folder: players/<gamertag>/stats.duckdb and/or
+    warehouse/shared_matches.duckdb): register each player, keep every match as a legacy source
+    (raw/levelup/) and derive its rows where the API has nothing (source 'levelup'). A second import changes
+    nothing. Replaces LevelUp's merge_databases.py / migrate_to_parquet.py for moving a history in."""
+    from halo_pipeline.instance import ensure_registered
+    from halo_pipeline.runner import SyncReport, rederive
+    from halo_pipeline.services.levelup import find_players, import_player, select_player
+    from halo_pipeline.services.players import resolve
+
+    halo_api, warehouse = _resources()
+    wh = warehouse.warehouse()
+    found = select_player(find_players(levelup_dir, lambda gt: resolve(halo_api.client, gt)[0].xuid), player_value)
+    results = [import_player(wh, p, dry_run=dry_run) for p in found]
+    for result in results:
+        for line in result.describe(dry_run):
+            click.echo(line)
+    if dry_run:
+        click.echo("dry run: nothing written")
+        return
+    instance = _instance()
+    added = ensure_registered(instance, [r.player.xuid for r in results])
+    for xuid in added:
+        click.echo(f"registered {xuid}")
+    report = SyncReport()
+    rederive(_defs(), instance, warehouse, {r.player.xuid: r.stale for r in results if r.stale}, report, click.echo)
+    if not report.runs:
+        click.echo("nothing changed: every match was already imported and derived")
+    if not report.ok:
+        failed = ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok)
+        raise click.ClickException(f"import: runs failed: {failed}")
+
+
+@main.command()
+@click.argument("other_data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would be merged; write nothing.")
+def merge(other_data_dir, dry_run) -> None:
+    """Merge another warehouse (its HALO_DATA_DIR: a second machine, a restored backup) into this one: the union
+    of raw landing by match id (complete bodies only; a conflict — same id, other bytes — is reported and the
+    newer landing kept), then the touched partitions re-derived with zero API calls. Replaces LevelUp's
+    merge_databases.py."""
+    from halo_pipeline.runner import SyncReport, rederive
+    from halo_pipeline.services.merge import merge_warehouse
+    from halo_pipeline.storage.warehouse import Warehouse
+
+    warehouse = _resources()[1]
+    result = merge_warehouse(warehouse.warehouse(), Warehouse(other_data_dir.resolve()), dry_run=dry_run)
+    for line in result.describe():
+        click.echo(line)
+    if dry_run:
+        click.echo("dry run: nothing written")
+        return
+    report = SyncReport()
+    touched = {x: result.touched.get(x, set()) for x in result.players} | result.touched
+    rederive(_defs(), _instance(), warehouse, touched, report, click.echo)
+    if not report.ok:
+        failed = ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok)
+        raise click.ClickException(f"merge: runs failed: {failed}")
 
 
 # ---- maintenance (thin wrappers over halo_pipeline.services.maintenance) ----------------------------------------

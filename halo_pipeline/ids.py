@@ -50,3 +50,22 @@ def check_gamertag(value: str) -> str:
             f"invalid gamertag {value!r}: 1-15 letters, digits or spaces, starting with a letter"
         )
     return text
+
+
+#: Longest nickname a friend may be given (characters).
+MAX_NICKNAME = 32
+
+
+def check_nickname(value: str) -> str:
+    """Return a friend's nickname stripped: 1–:data:`MAX_NICKNAME` printable characters (letters of any script,
+    digits, punctuation, spaces).
+
+    Raises:
+        InvalidInput: empty, too long, or holding control characters (newlines, tabs, escapes…).
+    """
+    text = value.strip()
+    if any(not ch.isprintable() for ch in text):
+        raise InvalidInput(f"invalid nickname {value!r}: control characters are not allowed")
+    if not 1 <= len(text) <= MAX_NICKNAME:
+        raise InvalidInput(f"invalid nickname {value!r}: 1 to {MAX_NICKNAME} characters")
+    return text

@@ -43,6 +43,41 @@ run_monitoring:
 """
 
 
+#: The file Dagster's own commands (``dagster``, ``dg``) read variables from, in the folder they run in.
+DOTENV = ".env"
+
+
+def instance_home(data_dir: Path, cwd: Path, environ: dict[str, str]) -> tuple[Path, bool]:
+    """Where the project's Dagster instance lives, and whether ``.env`` must be written so that Dagster's own
+    commands run from ``cwd`` find the same instance.
+
+    In order: ``$DAGSTER_HOME`` when exported; else ``DAGSTER_HOME`` of ``cwd/.env`` (what ``dagster`` and ``dg``
+    read there); else ``<data_dir>/dagster_home`` (``./dagster_home`` when the data is on object storage: an
+    instance is a local folder) — written to ``cwd/.env`` by the caller (second value True).
+    """
+    from dotenv import dotenv_values
+
+    if environ.get("DAGSTER_HOME"):
+        return Path(environ["DAGSTER_HOME"]), False
+    declared = dotenv_values(cwd / DOTENV).get("DAGSTER_HOME") if (cwd / DOTENV).is_file() else None
+    if declared:
+        return Path(declared), False
+    local = getattr(data_dir, "protocol", "") in ("", "file", "local")
+    return (Path(data_dir) if local else cwd) / "dagster_home", True
+
+
+def declare_home(home: Path, cwd: Path) -> Path:
+    """Append ``DAGSTER_HOME=<home>`` to ``cwd/.env`` (created if absent), so that ``dagster``/``dg`` commands run
+    from ``cwd`` use the instance ``halo-pipeline`` uses (they read ``.env`` there); returns the file."""
+    path = cwd / DOTENV
+    text = path.read_text() if path.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    path.write_text(text + "# Written by halo-pipeline: Dagster's commands run from this folder use this instance.\n"
+                    f"DAGSTER_HOME={home.resolve()}\n")
+    return path
+
+
 def ensure_home(home: Path) -> Path:
     """Create ``home`` with :data:`DAGSTER_YAML` unless it already has a ``dagster.yaml``; returns ``home``."""
     home.mkdir(parents=True, exist_ok=True)
@@ -69,6 +104,16 @@ def add_player(instance: dg.DagsterInstance, landing: RawLanding, open_client: O
         landing.put(PROFILE, str(player.xuid), profile)
     instance.add_dynamic_partitions(PLAYERS, [str(player.xuid)])
     return player
+
+
+def ensure_registered(instance: dg.DagsterInstance, xuids: list[int]) -> list[int]:
+    """Register the players of ``xuids`` not registered yet, without any API call (their xuid is known: a LevelUp
+    store's, another warehouse's); returns those added."""
+    known = set(instance.get_dynamic_partitions(PLAYERS))
+    added = [x for x in dict.fromkeys(xuids) if str(x) not in known]
+    if added:
+        instance.add_dynamic_partitions(PLAYERS, [str(x) for x in added])
+    return added
 
 
 def registered(instance: dg.DagsterInstance, landing: RawLanding) -> list[Player]:

@@ -4,8 +4,9 @@ instance (they show in the UI).
 The plan is the delta sensor's (:mod:`halo_pipeline.services.plan`): per player, the months with matches
 newer than its watermark, as contiguous blocks, each one run of ``sync_job`` (a partition range: the run
 pages the history once, lands only the matches not landed yet and derives every table). ``--full`` runs
-``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Then the
-reference and catalog jobs.
+``full_sync`` over every month from ``since`` (or the first partition month) to now instead. Around them: the
+reference job, the people job's friends and today's profiles before (``match_facts`` read the friends), its
+``players`` table after, then the catalog.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.sync.requests import PLAYER_TAG, follow_up_request, plan_players, run_requests
-from halo_pipeline.months import FIRST_MONTH, Month
-from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
+from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, player_tags, run_requests
+from halo_pipeline.instance import ensure_registered
+from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
+from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
 from halo_pipeline.recovery import owner_tags, replan_interrupted
 from halo_pipeline.services.backfill import BackfillPlan
+from halo_pipeline.services.derive import partitions_sharing_matches
+from halo_pipeline.services.plan import synced_months
 from halo_pipeline.storage.resource import WarehouseResource
 
 #: The console shows warnings and errors only; every event is in the instance (the UI's run page).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: The people assets run before the sync runs (their friends flag match_facts) and after them (players).
+PEOPLE_BEFORE = [dg.AssetKey("friends"), dg.AssetKey("player_profiles")]
+PEOPLE_AFTER = [dg.AssetKey("players")]
 
 
 @dataclass
@@ -75,35 +82,65 @@ def sync_players(
     since: str | None = None,
     max_matches: int | None = None,
     log: Callable[[str], None] = print,
+    all_months: bool = False,
+    with_assets: bool = False,
 ) -> SyncReport:
-    """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog."""
+    """Sync ``xuids`` (default: every registered player), then refresh reference data and the catalog.
+
+    ``all_months``: then materialize every month of each player not materialized yet (:func:`fill_missing_months`:
+    months without matches, walked by the sync, cost zero API calls but Dagster's bookkeeping, ≈ 0.5–1 s each).
+    ``with_assets``: land the images not landed yet (``images_job``) and write the players' reports again so
+    they show them."""
     players = [int(x) for x in (xuids if xuids is not None else instance.get_dynamic_partitions(PLAYERS))]
     report = SyncReport()
     ok = execute(defs, "reference_job", instance, report, label="reference")
     log(f"reference data: {'ok' if ok else 'FAILED'}")
+    ok = execute(defs, "people_job", instance, report, label="friends and profiles", asset_selection=PEOPLE_BEFORE)
+    log(f"friends and profiles: {'ok' if ok else 'FAILED'}")
     if full:
         first = Month.parse(since) if since else FIRST_MONTH
         config = {"ops": {"match_history": {"config": {
-            "match_type": match_type, "max_matches": max_matches,
+            "match_type": match_type, "max_matches": max_matches, "refresh": True,
             "since": (since if len(since) > 7 else f"{since}-01") if since else None}}}}
         for xuid in players:
-            tags = partition_range_tags(xuid, first, Month.current()) | {PLAYER_TAG: str(xuid)}
+            tags = partition_range_tags(xuid, first, Month.current()) | player_tags(warehouse.warehouse().landing, xuid)
             ok = execute(defs, "full_sync", instance, report, tags, _label(tags), run_config=config,
                          warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
         replan_interrupted(instance, warehouse.warehouse())  # months of runs that died are planned again
         for plan in plan_players(halo_api, warehouse.warehouse(), players, bounded=False):
-            requests = run_requests(plan, instance, match_type)
+            requests = run_requests(plan, instance, warehouse.warehouse().landing, match_type)
             if not requests:
                 log(f"{plan.xuid}: up to date ({plan.history_calls} history call)")
             for request in requests:
                 ok = execute(defs, "sync_job", instance, report, dict(request.tags), _label(request.tags),
                              run_config=request.run_config, warehouse=warehouse)
                 log(f"{plan.xuid}: {_label(request.tags)}: {'ok' if ok else 'FAILED'}")
+    if all_months:
+        fill_missing_months(defs, instance, warehouse, players, report, log)
+    ok = execute(defs, "people_job", instance, report, label="players", asset_selection=PEOPLE_AFTER)
+    log(f"players: {'ok' if ok else 'FAILED'}")
+    if with_assets:
+        land_assets(defs, instance, warehouse, players, report, log)
     ok = execute(defs, "catalog_job", instance, report, label="catalog")
     log(f"catalog: {'ok' if ok else 'FAILED'}")
     return report
+
+
+def fill_missing_months(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                        xuids: Iterable[int], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Materialize, with ``sync_job``, every month of each player (first partition month → this month) whose
+    ``match_history`` is not materialized yet, one run per block of contiguous months: months the history walk
+    found empty are real, empty partitions (zero API calls); a month never walked is walked."""
+    done = instance.get_materialized_partitions(dg.AssetKey("match_history"))
+    landing = warehouse.warehouse().landing
+    for xuid in xuids:
+        missing = [m for m in FIRST_MONTH.until(Month.current()) if str(partition_key(xuid, m)) not in done]
+        for first, last in month_blocks(missing):
+            tags = partition_range_tags(xuid, first, last) | player_tags(landing, xuid)
+            ok = execute(defs, "sync_job", instance, report, tags, f"fill {_label(tags)}", warehouse=warehouse)
+            log(f"{xuid}: months without a partition {_label(tags)}: {'ok' if ok else 'FAILED'}")
 
 
 def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: BackfillPlan,
@@ -111,10 +148,71 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, plan: Backf
     """One run over the plan's partition range (recorded in ``instance``, visible in the UI), the analytics
     it made stale, then the catalog."""
     report = SyncReport()
-    tags = partition_range_tags(plan.xuid, plan.first, plan.last) | {PLAYER_TAG: str(plan.xuid)}
+    landing = warehouse.warehouse().landing
+    tags = partition_range_tags(plan.xuid, plan.first, plan.last) | player_tags(landing, plan.xuid)
     run_config = {"ops": {"raw_matches": {"config": {"refetch": True}}}} if plan.refetch else None
     selection = [dg.AssetKey(a) for a in plan.assets] if plan.assets else None
     execute(defs, plan.job, instance, report, tags, _label(tags), run_config=run_config, asset_selection=selection,
             warehouse=warehouse)
     execute(defs, "catalog_job", instance, report, label="catalog")
     return report
+
+
+def refresh_friends(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                    owner: int | None = None, rederive: bool = False) -> SyncReport:
+    """After the friends changed: the ``friends`` table; with ``rederive``, every synced month of ``owner``
+    re-derived from raw landing (one ``rederive_job`` run per block of contiguous months, zero API calls: the
+    ``with_friends`` flags of past matches and sessions follow); then the catalog."""
+    report = SyncReport()
+    execute(defs, "people_job", instance, report, label="friends", asset_selection=[dg.AssetKey("friends")])
+    if rederive and owner is not None and report.ok:
+        for first, last in month_blocks(synced_months(warehouse.warehouse(), owner)):
+            tags = partition_range_tags(owner, first, last) | player_tags(warehouse.warehouse().landing, owner)
+            execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
+    execute(defs, "catalog_job", instance, report, label="catalog")
+    return report
+
+
+# ---- images, LevelUp import, warehouse merge ---------------------------------------------------------------------
+
+
+def land_assets(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                players: Iterable[int], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Run ``images_job`` (images not landed yet), then each player's ``player_report`` again (its newest
+    partition) so that the report embeds them."""
+    ok = execute(defs, "images_job", instance, report, label="images")
+    log(f"images: {'ok' if ok else 'FAILED'}")
+    wh = warehouse.warehouse()
+    for xuid in players:
+        months = sorted(wh.player_files("match_facts", xuid))
+        if ok and months:
+            tags = partition_range_tags(xuid, months[-1], months[-1]) | player_tags(wh.landing, xuid)
+            execute(defs, "analytics_job", instance, report, tags, f"report {xuid}",
+                    asset_selection=[dg.AssetKey("player_report")])
+
+
+def rederive(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+             touched: dict[int, Iterable[Month]], report: SyncReport, log: Callable[[str], None] = print) -> None:
+    """Register the players of ``touched`` (no API call) and re-derive their months from the landing: one
+    ``rederive_job`` run per block of contiguous months (zero API calls), the analytics they made stale, then the
+    catalog. Players newly registered here make the other registered players' matches with them change
+    (``known_teammates``): those partitions are re-derived too."""
+    wh = warehouse.warehouse()
+    before = {int(x) for x in instance.get_dynamic_partitions(PLAYERS)}
+    new = set(touched) - before
+    touched = dict(touched)
+    for xuid, months in partitions_sharing_matches(wh, new, before).items():
+        touched[xuid] = set(touched.get(xuid, ())) | months
+    ensure_registered(instance, sorted(touched))
+    landing = wh.landing
+    for xuid, months in sorted(touched.items()):
+        for first, last in month_blocks(months):
+            tags = partition_range_tags(xuid, first, last) | player_tags(landing, xuid)
+            ok = execute(defs, "rederive_job", instance, report, tags, _label(tags), warehouse=warehouse)
+            log(f"{xuid}: re-derived {_label(tags)}: {'ok' if ok else 'FAILED'}")
+    if new:  # the new players' friends, profiles (from their landing: no API call) and the players table
+        offline = {"ops": {"player_profiles": {"config": {"offline": True}}}}
+        ok = execute(defs, "people_job", instance, report, label="people", run_config=offline)
+        log(f"people: {'ok' if ok else 'FAILED'}")
+    if report.runs:
+        execute(defs, "catalog_job", instance, report, label="catalog")

@@ -1,5 +1,6 @@
 """Real servers and processes for the tests and benchmarks (not used by the pipeline itself): a throwaway
-PostgreSQL cluster, and ``halo-pipeline`` processes (paused at a chosen point, killed with ``kill -9``).
+PostgreSQL cluster, ``halo-pipeline`` processes (paused at a chosen point, killed with ``kill -9``), and the
+Dagster UI (webserver, ``dg dev``, daemon) with the GraphQL queries the UI sends.
 
 The PostgreSQL server is started from the binaries of the ``pgserver`` wheel (a dev dependency, so no system
 package is needed), or Debian's ``postgresql`` (``/usr/lib/postgresql/*/bin``) when the wheel is absent. It listens
@@ -104,15 +105,15 @@ def postgres_server() -> Iterator[dict[str, str]]:
 # --------------------------------------------------------------------------------------------------- CLI processes
 #: The ``halo-pipeline`` script of this environment.
 HALO_CLI = Path(sys.executable).parent / "halo-pipeline"
-#: The reference JSON files shipped with the repository.
-REPO_REFERENCE = Path(__file__).resolve().parents[1] / "static" / "reference"
 
 
 def cli_env(data_dir: Path, api_url: str, dagster_home: Path | None = None, **extra: str) -> dict[str, str]:
     """The environment of a ``halo-pipeline`` process on ``data_dir`` (its instance in ``dagster_home``, default
     ``<data_dir>/dagster_home``) against the emulator at ``api_url``; ``extra``: more variables."""
+    from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HALO_", "DAGSTER_"))}
-    env.update(HALO_DATA_DIR=str(data_dir), HALO_API_URL=api_url, HALO_REFERENCE_DIR=str(REPO_REFERENCE),
+    env.update(HALO_DATA_DIR=str(data_dir), HALO_API_URL=api_url, HALO_REFERENCE_DIR=str(DEFAULT_REFERENCE_DIR),
                DAGSTER_HOME=str(dagster_home or Path(data_dir) / "dagster_home"))
     return env | extra
 
@@ -161,3 +162,175 @@ def kill_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.communicate(timeout=30)
+
+
+# --------------------------------------------------------------------------------------------------- Dagster UI
+
+#: The partition statuses of an asset and of its checks, as the UI's asset page asks for them.
+ASSET_STATUS_QUERY = """
+query AssetStatuses($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    __typename
+    ... on AssetNode {
+      assetPartitionStatuses {
+        __typename
+        ... on MultiPartitionStatuses {
+          ranges { primaryDimStartKey primaryDimEndKey secondaryDim {
+            __typename
+            ... on DefaultPartitionStatuses { materializedPartitions failedPartitions unmaterializedPartitions
+                                              materializingPartitions } } }
+        }
+      }
+      assetChecksOrError { __typename ... on AssetChecks { checks {
+        name
+        partitionStatuses {
+          __typename
+          ... on AssetCheckMultiPartitionStatuses {
+            ranges { primaryDimStartKey primaryDimEndKey secondaryDim {
+              __typename
+              ... on AssetCheckDefaultPartitionStatuses { succeededPartitions failedPartitions inProgressPartitions
+                                                          skippedPartitions executionFailedPartitions } } }
+          }
+        }
+      } } }
+    }
+  }
+}
+"""
+
+#: The materializations of some partitions of an asset with their metadata (the UI's partition side panel).
+PARTITION_EVENTS_QUERY = """
+query PartitionEvents($key: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) {
+        partition runId timestamp
+        metadataEntries { __typename label ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text }
+                          ... on MarkdownMetadataEntry { mdStr } }
+      }
+    }
+  }
+}
+"""
+
+LAUNCH_BACKFILL_MUTATION = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+BACKFILL_QUERY = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { id status numPartitions
+      runs(limit: 1000) { runId status }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+class GraphQLError(RuntimeError):
+    """The webserver answered a GraphQL query with errors (the message lists them)."""
+
+
+def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 120.0) -> dict:
+    """POST ``query`` to the webserver's GraphQL endpoint (what the UI calls); returns ``data``.
+
+    Raises:
+        GraphQLError: the answer holds ``errors``.
+    """
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query, "variables": variables or {}})
+                                     .encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        answer = json.loads(response.read())
+    if answer.get("errors"):
+        raise GraphQLError("; ".join(e.get("message", str(e)) for e in answer["errors"])[:2000])
+    return answer["data"]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@contextmanager
+def _serving(command: list[str], cwd: Path, env: dict[str, str], url: str, log: Path,
+             timeout: float) -> Iterator[str]:
+    """Run ``command`` (a Dagster UI server) in its own process group until exit; yields ``url`` once GraphQL
+    answers there."""
+    import time
+
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                graphql(url, "{ version }", timeout=5)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise Unavailable(f"{command[0]} did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def dagster_webserver(workspace: Path, env: dict[str, str], cwd: Path, timeout: float = 120.0) -> Iterator[str]:
+    """The real ``dagster-webserver`` on 127.0.0.1:<free port> for ``workspace``, in its own process group
+    (stopped by it on exit); yields its base URL once GraphQL answers.
+
+    Raises:
+        Unavailable: it did not answer within ``timeout`` (the message holds its output's tail).
+    """
+    port = _free_port()
+    command = [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(workspace), "-h", "127.0.0.1",
+               "-p", str(port)]
+    with _serving(command, cwd, env, f"http://127.0.0.1:{port}", cwd / f"webserver-{port}.log", timeout) as url:
+        yield url
+
+
+@contextmanager
+def dg_dev(project: Path, env: dict[str, str], timeout: float = 180.0) -> Iterator[str]:
+    """``dg dev`` (webserver + daemon) run in ``project`` on 127.0.0.1:<free port>, in its own process group;
+    yields the UI's base URL once GraphQL answers."""
+    port = _free_port()
+    command = [str(Path(sys.executable).with_name("dg")), "dev", "--host", "127.0.0.1", "--port", str(port)]
+    with _serving(command, project, env, f"http://127.0.0.1:{port}", project / f"dg-dev-{port}.log", timeout) as url:
+        yield url
+
+
+@contextmanager
+def dagster_daemon(workspace: Path, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """The real ``dagster-daemon`` for ``workspace`` in its own process group (stopped by it on exit)."""
+    with open(cwd / "daemon.log", "wb") as out:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
+                                    str(workspace)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        yield process
+    finally:
+        _stop(process)

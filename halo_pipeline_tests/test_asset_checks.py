@@ -9,10 +9,12 @@ import polars as pl
 import pytest
 
 from halo_pipeline.api.resource import HaloApiResource
+from halo_pipeline.instance import ensure_home
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
 from halo_pipeline.services.state import last_syncs, stale_players
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.tables import RAW_MATCHES_SCHEMA
 from halo_pipeline.transforms._common import rows_frame
 from halo_pipeline.transforms.matches import MATCH_PARTICIPANTS_SCHEMA, MEDALS_SCHEMA, TEAM_STATS_SCHEMA
 from halo_pipeline_tests.analytics_data import XUID, fact, facts
@@ -24,29 +26,34 @@ MONTH = "2025-03-01"
 OTHER = 2533274800000002
 
 
-def _write(wh: Warehouse, *, facts_rows=None, participants=None, teams=None, medal_ids=(1,)):
-    t = datetime(2025, 3, 2, tzinfo=UTC)
-    rows = facts_rows or [fact("a", t), fact("b", t + timedelta(hours=1))]
-    wh.write_partition("match_facts", XUID, MONTH, facts(rows))
-    wh.write_partition("match_participants", XUID, MONTH, rows_frame(participants or [
+def _write(wh: Warehouse, *, facts_rows=None, participants=None, teams=None, medal_ids=(1,), stats_status="landed",
+           month: str = MONTH):
+    t = datetime.fromisoformat(month).replace(day=2, tzinfo=UTC)
+    suffix = "" if month == MONTH else month  # match ids unique across months
+    rows = facts_rows or [fact("a" + suffix, t), fact("b" + suffix, t + timedelta(hours=1))]
+    ids = list(dict.fromkeys(r["match_id"] for r in rows))
+    wh.write_partition("match_facts", XUID, month, facts(rows))
+    wh.write_partition("match_participants", XUID, month, rows_frame(participants or [
         {"match_id": m, "xuid": x, "team_id": team, "team_count": 1, "kills": k, "accuracy": 50.0}
-        for m in ("a", "b") for x, team, k in ((XUID, 0, 10), (OTHER, 1, 7))], MATCH_PARTICIPANTS_SCHEMA))
-    wh.write_partition("team_stats", XUID, MONTH, rows_frame(teams if teams is not None else [
-        {"match_id": m, "team_id": team, "kills": k} for m in ("a", "b") for team, k in ((0, 10), (1, 7))],
+        for m in ids for x, team, k in ((XUID, 0, 10), (OTHER, 1, 7))], MATCH_PARTICIPANTS_SCHEMA))
+    wh.write_partition("team_stats", XUID, month, rows_frame(teams if teams is not None else [
+        {"match_id": m, "team_id": team, "kills": k} for m in ids for team, k in ((0, 10), (1, 7))],
         TEAM_STATS_SCHEMA))
-    wh.write_partition("medals", XUID, MONTH, rows_frame(
-        [{"match_id": "a", "xuid": XUID, "name_id": n, "count": 1} for n in medal_ids], MEDALS_SCHEMA))
+    wh.write_partition("medals", XUID, month, rows_frame(
+        [{"match_id": ids[0], "xuid": XUID, "name_id": n, "count": 1} for n in medal_ids], MEDALS_SCHEMA))
     wh.write_reference("medal_definitions", pl.DataFrame({"name_id": [1, 2]}, schema={"name_id": pl.Int64}))
-    wh.write_partition("raw_matches", XUID, MONTH, pl.DataFrame({"match_id": ["a"]}))
+    wh.write_partition("raw_matches", XUID, month, rows_frame(
+        [{"match_id": m, "xuid": XUID, "start_time": t, "stats_status": stats_status} for m in ids],
+        RAW_MATCHES_SCHEMA))
 
 
-def _run(tmp_path) -> dict[str, bool]:
-    instance = dg.DagsterInstance.ephemeral()
+def _run(tmp_path, instance=None, months=(MONTH, MONTH)) -> dict[str, bool]:
+    instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(XUID)])
     res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "halo_api": HaloApiResource(api_url="http://x")}
     result = dg.materialize([asset("raw_matches"), *assets_of("stats"), *DATA_CHECKS], instance=instance,
                             resources=res, selection=dg.AssetSelection.checks(*DATA_CHECKS),
-                            tags=partition_range_tags(XUID, MONTH, MONTH))
+                            tags=partition_range_tags(XUID, *months))
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
@@ -54,7 +61,27 @@ def test_all_checks_pass_on_consistent_data(tmp_path):
     _write(Warehouse(tmp_path))
     assert _run(tmp_path) == dict.fromkeys(
         ["unique_match_id_per_owner", "owner_in_participants", "team_kills_match_participants",
-         "no_null_start_time", "accuracy_in_range", "medal_names_defined"], True)
+         "no_null_start_time", "accuracy_in_range", "medal_names_defined", "all_matches_landed"], True)
+
+
+def test_a_run_over_months_records_each_partition_s_own_outcome(tmp_path):
+    """A run over several partitions (a sync, a single-run backfill) records every check once per partition,
+    with that partition's outcome — never one run-wide result, never a Skipped partition — on the persistent
+    instance, where the UI reads them."""
+    wh = Warehouse(tmp_path)
+    months = ("2025-03-01", "2025-04-01", "2025-05-01")
+    for month in months:
+        _write(wh, month=month, stats_status="failed" if month == "2025-04-01" else "landed")
+    with dg.DagsterInstance.from_config(str(ensure_home(tmp_path / "home"))) as instance:
+        _run(tmp_path, instance, (months[0], months[-1]))
+        for spec in DATA_CHECKS:
+            for key in spec.check_keys:
+                records = instance.event_log_storage.get_asset_check_execution_history(key, limit=100)
+                by_partition = {r.partition: r.status.value for r in records}
+                expected = {f"{m}|{XUID}": "SUCCEEDED" for m in months}
+                if key.name == "all_matches_landed":
+                    expected[f"2025-04-01|{XUID}"] = "FAILED"
+                assert by_partition == expected, (key.name, by_partition)
 
 
 T = datetime(2025, 3, 2, tzinfo=UTC)
@@ -68,6 +95,7 @@ T = datetime(2025, 3, 2, tzinfo=UTC)
     ("no_null_start_time", {"facts_rows": [fact("a", T), {**fact("b", T), "start_time": None}]}),
     ("accuracy_in_range", {"facts_rows": [fact("a", T, accuracy=140.0)]}),
     ("medal_names_defined", {"medal_ids": (1, 999)}),
+    ("all_matches_landed", {"stats_status": "failed"}),
 ])
 def test_check_fails_on_broken_data(tmp_path, check, broken):
     _write(Warehouse(tmp_path), **broken)

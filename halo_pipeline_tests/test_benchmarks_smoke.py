@@ -21,7 +21,7 @@ def test_benchmarks_smoke_mode_runs_every_benchmark():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for title in ("(a) First import", "(b) Delta sync", "(c) Re-derive", "(d) Dagster overhead", "(e) Memory",
-                  "(f) Queries", "(g) Film decode"):
+                  "(f) Queries", "(g) Film decode", "(k) Crash recovery"):
         assert title in out.stdout, title
     assert "ratio" in out.stdout
     assert time.monotonic() - start < 60

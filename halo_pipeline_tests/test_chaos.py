@@ -23,8 +23,8 @@ from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.runner import sync_players
 from halo_pipeline.storage.landing import STATS
 from halo_pipeline.storage.resource import WarehouseResource
-from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline_tests.conftest import OWNER_XUID, REPO
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
+from halo_pipeline_tests.conftest import OWNER_XUID
 from halo_pipeline_tests.support import assert_same_warehouse, fast_defs, snapshot
 
 pytestmark = pytest.mark.system  # real components or separate processes: the full tier
@@ -48,7 +48,7 @@ def _sync(monkeypatch, url: str, data_dir, instance: dg.DagsterInstance, **api):
     fields)."""
     monkeypatch.setenv("HALO_API_URL", url)
     monkeypatch.setenv("HALO_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+    monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
     return sync_players(fast_defs(**api), instance, HaloApiResource(requests_per_second=400, **api),
                         WarehouseResource(), log=lambda _: None)
 
@@ -123,7 +123,8 @@ def test_chaos_then_a_plain_sync_equals_fault_free(halo_api_dir, tmp_path, monke
 
         # Pass 2: transport faults off (the data stays as it is); a plain sync, planned from the watermarks.
         emu.set_faults(DATA_ONLY)
-        assert _sync(monkeypatch, emu.url, wh.data_dir, chaos_instance).ok
+        second = _sync(monkeypatch, emu.url, wh.data_dir, chaos_instance)
+        assert second.ok
     elapsed = time.monotonic() - started
 
     assert_same_warehouse(wh, reference)  # every table, sync_meta and the analytics included
@@ -136,5 +137,12 @@ def test_chaos_then_a_plain_sync_equals_fault_free(halo_api_dir, tmp_path, monke
     enum_bodies = {mid for mid in after.filter(pl.col("stats_status") == "landed")["match_id"].unique()
                    if orjson.loads(wh.landing.get(STATS, mid))["MatchInfo"]["PlaylistExperience"] == 99}
     assert unparsed == enum_bodies and unparsed
+    # Every ERROR check passes after the repair (WARN checks report, they do not gate).
+    repaired = [e.asset_check_evaluation for run_id, *_ in second.runs
+                for e in chaos_instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    failed_checks = [(c.check_name, c.partition) for c in repaired
+                     if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    assert not failed_checks, failed_checks
+    assert {c.check_name for c in repaired} >= {"all_matches_landed", "owner_in_participants"}
     print(f"chaos: {expected_matches} matches, faults {injected}, {failures.height} failures in pass 1, "
           f"{elapsed:.1f}s")

@@ -14,7 +14,7 @@ from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.instance import ensure_home
 from halo_pipeline.partitions import PLAYERS
-from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
 from halo_pipeline_tests.conftest import start_daemon_with_sensor, stop_process_group
 
 pytestmark = pytest.mark.system  # real components or separate processes: the full tier
@@ -30,7 +30,7 @@ def test_daemon_sensor_syncs_a_player(tmp_path):
     data = tmp_path / "data"
     with Emulator(synthetic=world) as emulator:
         env = {**os.environ, "DAGSTER_HOME": str(home), "HALO_API_URL": emulator.url, "HALO_DATA_DIR": str(data),
-               "HALO_REFERENCE_DIR": str(REPO / "static" / "reference")}
+               "HALO_REFERENCE_DIR": str(DEFAULT_REFERENCE_DIR)}
         with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
         daemon = start_daemon_with_sensor(env)

@@ -213,8 +213,8 @@ def test_incomplete_bodies_are_never_landed_and_are_retried(world, tmp_path):
             assert wh.landing.get(STATS, mid) == world.match_stats_body(mid)  # complete bodies only
         errors = index.filter(pl.col("stats_status") == "failed")["error"].to_list()
         assert all(e.startswith("stats: stats body is not valid JSON") for e in errors)
-        check = result.get_asset_check_evaluations()[0]
-        assert check.check_name == "all_matches_landed" and not check.passed
+        [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "all_matches_landed"]
+        assert not check.passed and check.partition == f"2025-06-01|{xuid}"
         materialization = next(iter(result.asset_materializations_for_node("raw_matches")))
         listed = materialization.metadata["failed_matches"].value
         assert all(mid in listed for mid in failed)
@@ -293,7 +293,7 @@ def test_a_stats_endpoint_that_always_fails_is_tried_max_attempts_recorded_and_r
     import random
 
     from halo_pipeline.runner import sync_players
-    from halo_pipeline_tests.conftest import REPO
+    from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR
     from halo_pipeline_tests.support import fast_defs
 
     monkeypatch.setattr(random, "uniform", lambda low, high: low)  # no jitter sleep: the attempts are counted
@@ -303,7 +303,7 @@ def test_a_stats_endpoint_that_always_fails_is_tried_max_attempts_recorded_and_r
     instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
     with Emulator(synthetic=world, faults="5xx:rate=1,codes=503,on=match_stats") as emu:
         for name, value in {"HALO_API_URL": emu.url, "HALO_DATA_DIR": str(tmp_path),
-                            "HALO_REFERENCE_DIR": str(REPO / "static" / "reference")}.items():
+                            "HALO_REFERENCE_DIR": str(DEFAULT_REFERENCE_DIR)}.items():
             monkeypatch.setenv(name, value)
 
         def sync():

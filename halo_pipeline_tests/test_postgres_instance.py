@@ -23,7 +23,7 @@ from halo_pipeline import testing
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS
-from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
 from halo_pipeline.testing import Unavailable, postgres_binaries
 from halo_pipeline_tests.conftest import start_daemon_with_sensor, stop_process_group
 
@@ -65,7 +65,7 @@ def test_daemon_on_postgres_runs_two_syncs_at_once_under_the_pool(tmp_path, monk
         for name, value in pg.items():
             monkeypatch.setenv(name, value)
         env = {**os.environ, **pg, "DAGSTER_HOME": str(home), "HALO_API_URL": emulator.url,
-               "HALO_DATA_DIR": str(data), "HALO_REFERENCE_DIR": str(REPO / "static" / "reference")}
+               "HALO_DATA_DIR": str(data), "HALO_REFERENCE_DIR": str(DEFAULT_REFERENCE_DIR)}
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"

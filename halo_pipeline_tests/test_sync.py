@@ -18,11 +18,11 @@ from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.instance import add_player, registered, remove_player
-from halo_pipeline.partitions import PLAYERS, partition_range_of
+from halo_pipeline.partitions import PLAYERS, partition_range_of, partition_range_tags
 from halo_pipeline.runner import QUIET, run_backfill, sync_players
 from halo_pipeline.services.backfill import plan_backfill
 from halo_pipeline.storage.resource import WarehouseResource
-from halo_pipeline.storage.warehouse import Warehouse
+from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR, Warehouse
 from halo_pipeline.tables import names
 
 defs = load_defs()
@@ -104,7 +104,7 @@ def test_delta_sensor_requests_exactly_new_months_and_leaves_no_gap(tmp_path):
     world = SyntheticWorld(seed=11, players=2, months=3, matches_per_month=16)
     a, b = (p.xuid for p in world.players)
     with Emulator(synthetic=world) as emulator:
-        h = Harness(emulator, tmp_path / "data", REPO / "static" / "reference")
+        h = Harness(emulator, tmp_path / "data", DEFAULT_REFERENCE_DIR)
         h.instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
 
         first = h.tick()  # first import: exactly the months holding each player's matches
@@ -135,7 +135,7 @@ def test_delta_sensor_requests_exactly_new_months_and_leaves_no_gap(tmp_path):
 
     # The final warehouse equals a fault-free sync of the same world, row for row.
     with Emulator(synthetic=world) as emulator:
-        clean = Harness(emulator, tmp_path / "clean", REPO / "static" / "reference")
+        clean = Harness(emulator, tmp_path / "clean", DEFAULT_REFERENCE_DIR)
         clean.instance.add_dynamic_partitions(PLAYERS, [str(a), str(b)])
         assert all(clean.run(clean.tick()))
     assert_same_warehouse(h.data_dir, clean.data_dir)
@@ -147,7 +147,7 @@ def test_sensor_tick_is_bounded_and_round_robin(tmp_path, monkeypatch):
     monkeypatch.setattr(sensors, "PLAYERS_PER_TICK", 2)
     world = SyntheticWorld(seed=2, players=3, months=1, matches_per_month=6)
     with Emulator(synthetic=world) as emulator:
-        h = Harness(emulator, tmp_path / "data", REPO / "static" / "reference")
+        h = Harness(emulator, tmp_path / "data", DEFAULT_REFERENCE_DIR)
         xuids = sorted(str(p.xuid) for p in world.players)
         h.instance.add_dynamic_partitions(PLAYERS, xuids)
         seen = []
@@ -161,7 +161,7 @@ def use_emulator(monkeypatch, emulator: Emulator, data_dir: Path) -> None:
     """Point the default resources (what ``halo-pipeline sync`` uses) at ``emulator`` and ``data_dir``."""
     monkeypatch.setenv("HALO_API_URL", emulator.url)
     monkeypatch.setenv("HALO_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+    monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
 
 
 @pytest.mark.slow
@@ -196,8 +196,18 @@ def test_backfill_rederives_everything_with_zero_api_calls(tmp_path, monkeypatch
             backfill_plan(instance, wh, str(xuid), "2019-01", "2019-02")
         with pytest.raises(InvalidInput, match="unknown asset"):
             backfill_plan(instance, wh, str(xuid), "2025-04", "2025-05", assets="nope")
+        # Months without matches (the sync walked the whole history) are real, empty partitions: a backfill over
+        # them succeeds with zero API calls; a month never walked (another player, never synced) is refused.
+        emulator.reset_counts()
+        empty_months = backfill_plan(instance, wh, str(xuid), "2025-01", "2025-05")
+        assert [len(ids) for ids in empty_months.match_ids.values()][:3] == [0, 0, 0]
+        assert run_backfill(defs, instance, empty_months, WarehouseResource()).ok
+        assert sum(emulator.counts()["requests"].values()) == 0
+        assert wh.read_partition("match_facts", xuid, "2025-02-01").is_empty()
+        other = 2533274999999999  # registered, never synced
+        instance.add_dynamic_partitions(PLAYERS, [str(other)])
         with pytest.raises(InvalidInput, match="never synced"):
-            backfill_plan(instance, wh, str(xuid), "2025-01", "2025-05")
+            backfill_plan(instance, wh, str(other), "2025-01", "2025-05")
 
 
 def test_players_add_list_remove_and_declared_file(tmp_path, monkeypatch):
@@ -248,7 +258,7 @@ def test_delta_sync_refreshes_the_analytics_it_made_stale(tmp_path, monkeypatch)
 
     with Emulator(synthetic=world) as emulator:
         monkeypatch.setenv("HALO_API_URL", emulator.url)
-        monkeypatch.setenv("HALO_REFERENCE_DIR", str(REPO / "static" / "reference"))
+        monkeypatch.setenv("HALO_REFERENCE_DIR", str(DEFAULT_REFERENCE_DIR))
         step = dg.DagsterInstance.ephemeral()
         step.add_dynamic_partitions(PLAYERS, [str(xuid)])
         sync(tmp_path / "step", step)
@@ -316,3 +326,75 @@ def test_session_gap_is_one_setting_that_every_run_follows(tmp_path, monkeypatch
     for month in wh.player_files("sessions", xuid):
         expected = ta.sessions(facts, 10).filter(ta.month_of() == month)
         assert wh.read_partition("sessions", xuid, month).equals(expected), month
+
+
+def _run_automation(instance: dg.DagsterInstance, cursor=None, ticks: int = 6):
+    """What the daemon's ``follow_upstream`` sensor does, tick by tick (Dagster's own evaluator): evaluate the
+    automation conditions, run what they requested (one range run per player over the requested months; the
+    resources as the daemon's runs resolve them, from the environment), until a tick requests nothing. Returns
+    ``(cursor, {asset: requested partition keys})`` over all ticks."""
+    requested: dict[str, set] = {}
+    job = defs.resolve_job_def("sync_job")  # every partitioned asset
+    for _ in range(ticks):
+        result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
+        cursor = result.cursor
+        if not result.total_requested:
+            return cursor, requested
+        by_player: dict[int, tuple[set, set]] = {}
+        unpartitioned = set()
+        for key in defs.resolve_all_asset_keys():
+            keys = result.get_requested_partitions(key)
+            requested.setdefault(key.to_user_string(), set()).update(keys)
+            for partition in keys:
+                if partition is None:
+                    unpartitioned.add(key)
+                    continue
+                xuid, month = partition_range_of({"dagster/asset_partition_range_start": partition,
+                                                  "dagster/asset_partition_range_end": partition})[:2]
+                assets, months = by_player.setdefault(xuid, (set(), set()))
+                assets.add(key)
+                months.add(month)
+        for xuid, (assets, months) in by_player.items():
+            tags = partition_range_tags(xuid, min(months), max(months))
+            assert job.execute_in_process(instance=instance, asset_selection=sorted(assets), tags=tags,
+                                          run_config=QUIET).success
+        for name in ("people_job", "catalog_job"):  # the unpartitioned ones, after the partitions they read
+            other = defs.resolve_job_def(name)
+            if keys := sorted(unpartitioned & other.asset_layer.executable_asset_keys):
+                assert other.execute_in_process(instance=instance, asset_selection=keys).success
+    raise AssertionError(f"automation still requesting after {ticks} ticks: {requested}")
+
+
+@pytest.mark.slow
+def test_automation_re_derives_what_a_delta_run_made_stale(tmp_path, monkeypatch):
+    """Where the daemon runs, declarative automation (the ``follow_upstream`` sensor) replaces the follow-up runs:
+    the delta sensor's run over August makes July's sessions stale (a session crossing the month boundary);
+    automation requests July's sessions and the roll-ups, and the warehouse then equals a sync at once."""
+    world = SyntheticWorld(seed=8, players=1, months=1, matches_per_month=6)
+    xuid = world.players[0].xuid
+    with Emulator(synthetic=world) as emulator:
+        use_emulator(monkeypatch, emulator, tmp_path / "step")
+        h = Harness(emulator, tmp_path / "step", DEFAULT_REFERENCE_DIR)
+        h.instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        assert all(h.run(h.tick()))
+        cursor, _ = _run_automation(h.instance)
+        world.add_matches([xuid], n=1, when=datetime(2025, 7, 31, 23, 40, tzinfo=UTC))
+        assert all(h.run(h.tick()))
+        cursor, _ = _run_automation(h.instance, cursor)
+        world.add_matches([xuid], n=1, when=datetime(2025, 8, 1, 0, 4, tzinfo=UTC))
+        tick = h.tick()
+        assert requested_partitions(tick) == {f"2025-08-01|{xuid}"}  # the sensor asks for August only
+        assert all(h.run(tick))
+        cursor, requested = _run_automation(h.instance, cursor)
+        assert f"2025-07-01|{xuid}" in requested["sessions"]  # automation: July's sessions follow August's data
+
+        once = Harness(emulator, tmp_path / "once", DEFAULT_REFERENCE_DIR)
+        once.instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+        assert all(once.run(once.tick()))
+    for table in ("sessions", "performance_scores", "session_stats", "global_stats", "map_stats"):
+        step = Warehouse(tmp_path / "step").read_table(table, xuid).sort(pl.all())
+        at_once = Warehouse(tmp_path / "once").read_table(table, xuid).sort(pl.all())
+        assert step.equals(at_once), table
+    crossing = Warehouse(tmp_path / "step").read_table("sessions", xuid).filter(
+        pl.col("end_time") >= datetime(2025, 8, 1, tzinfo=UTC))
+    assert crossing.height == 1 and crossing["start_time"][0] < datetime(2025, 8, 1, tzinfo=UTC)

@@ -15,12 +15,13 @@ from typing import TypeVar
 
 import aiohttp
 import orjson
+import yarl
 from spnkr import HaloInfiniteClient
 from spnkr.models.discovery_ugc import Film
 from spnkr.models.refdata import FilmChunkType
 
 from halo_pipeline.api.auth import TokenRefresher
-from halo_pipeline.api.redirect import redirect_middleware
+from halo_pipeline.api.redirect import HALO_HOST_SUFFIX, redirect_middleware
 from halo_pipeline.api.resilience import RequestGate, RequestStats, resilience_middleware
 
 T = TypeVar("T")
@@ -43,6 +44,19 @@ def api_loop() -> asyncio.AbstractEventLoop:
 def run_api(coro: Awaitable[T]) -> T:
     """Run ``coro`` on the API loop and wait for its result (callable from any thread but the loop's)."""
     return asyncio.run_coroutine_threadsafe(coro, api_loop()).result()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file of a Halo Waypoint host (an image) as downloaded: its bytes and the answer's Content-Type."""
+
+    data: bytes
+    content_type: str
+
+
+#: Where gamecms-hacs serves Waypoint files (the medal metadata, its sprite sheets) and images (career rank icons).
+WAYPOINT_FILES = "https://gamecms-hacs.svc.halowaypoint.com/hi/Waypoint/file/"
+GAMECMS_IMAGES = "https://gamecms-hacs.svc.halowaypoint.com/hi/images/file/"
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,24 @@ class HaloApiClient:
                  "ugcGameVariants": ugc.get_ugc_game_variant}[kind]
         return await (await fetch(asset_id, version_id)).read()
 
+    async def download(self, url: str) -> Download:
+        """GET a file of a Halo Waypoint host (``https://*.halowaypoint.com/…``) with the API's limits and retries:
+        a medal sprite sheet (:data:`WAYPOINT_FILES` + ``sprites.<size>.path``), a UGC image (``Files.Prefix`` + a
+        relative path, blob host), a career rank icon (:data:`GAMECMS_IMAGES` + its path). The redirect middleware
+        sends these hosts to the emulator like every API host.
+
+        Raises:
+            ValueError: ``url`` is not an https URL of a ``*.halowaypoint.com`` host (URLs come from API bodies:
+                nothing else is fetched).
+            aiohttp.ClientResponseError: 404 (no such file), or 429/5xx once retries are spent.
+        """
+        parsed = yarl.URL(url)
+        if parsed.scheme != "https" or not (parsed.host or "").endswith(HALO_HOST_SUFFIX):
+            raise ValueError(f"not a Halo Waypoint file URL: {url!r}")
+        response = await self.session.get(parsed)
+        response.raise_for_status()
+        return Download(await response.read(), response.content_type)
+
     async def user_by_gamertag(self, gamertag: str) -> dict:
         """``{"xuid", "gamertag", …}`` from profile ``/users/gt({gamertag})``; 404 when unknown."""
         return orjson.loads(await (await self.spnkr.profile.get_user_by_gamertag(gamertag)).read())
@@ -160,3 +192,19 @@ class HaloApiClient:
     async def users_by_xuid(self, xuids: Iterable[int]) -> list[dict]:
         """``[{"xuid", "gamertag", …}]`` from profile ``/users?xuids=…``."""
         return orjson.loads(await (await self.spnkr.profile.get_users_by_id(list(xuids))).read())
+
+    async def player_customization(self, xuid: int) -> bytes:
+        """Body of economy ``GET /hi/players/xuid({xuid})/customization?view=public`` (spnkr's
+        ``PlayerCustomization``: ``Appearance.ServiceTag``, ``.Emblem.EmblemPath``, ``.BackdropImagePath``…); 404
+        for an unknown player."""
+        return await (await self.spnkr.economy.get_player_customization(xuid, "public")).read()
+
+    async def player_career_rank(self, xuid: int) -> bytes:
+        """Body of economy ``GET /hi/players/xuid({xuid})/rewardtracks/careerranks/careerrank1`` (spnkr's
+        ``PlayerCareerRank``: ``CurrentProgress.Rank``, ``.PartialProgress``, ``.HasReachedMaxRank``)."""
+        return await (await self.spnkr.economy.get_player_career_rank(xuid)).read()
+
+    async def career_reward_track(self) -> bytes:
+        """Body of gamecms-hacs ``GET /hi/Progression/file/RewardTracks/CareerRanks/careerRank1.json`` (spnkr's
+        ``CareerRewardTrack``: ``Ranks[]`` with titles, tier types, icon paths and the XP each rank takes)."""
+        return await (await self.spnkr.gamecms_hacs.get_career_reward_track()).read()

@@ -35,8 +35,9 @@ expired    404 for the match's stats (an expired match)                ``rate``
 
 Every kind takes ``on=ROUTE+ROUTE…`` (route names of :mod:`halo_pipeline.emulator.server`: match_history,
 match_stats, match_skill, film_manifest, film_chunk, users, user, medal_metadata, maps, mapModePairs,
-playlists, ugcGameVariants; ``all``: every API route). Defaults: 429/5xx/hang on every route, 401 on every
-authenticated route, enum and expired on match_stats, film_bad on film_chunk.
+playlists, ugcGameVariants, medal_sheet, career_track, career_icon, ugc_image; ``all``: every API route).
+Defaults: 429/5xx/hang on every route, 401 on every authenticated route, enum and expired on match_stats,
+film_bad on film_chunk.
 
 **Deterministic by seed.** A rate fault is decided by a hash of (seed, kind, request path and query, how many
 times that path was asked before), so the same requests meet the same faults whatever the concurrency, and a
@@ -61,6 +62,7 @@ from halo_pipeline.ids import InvalidInput
 ROUTES = frozenset({
     "match_history", "match_stats", "match_skill", "film_manifest", "film_chunk", "users", "user",
     "medal_metadata", "maps", "mapModePairs", "playlists", "ugcGameVariants",
+    "medal_sheet", "career_track", "career_icon", "ugc_image",  # the images the emulator makes
 })
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -11,8 +11,15 @@ What is recognised, by content rather than by file name (every ``*.json`` under 
 * medal metadata: an object with ``medals`` and ``sprites``.
 * skill: ``skill/<match_id>.json`` (a ``{"Value": [...]}`` body). ``responses/get_match_skill.json`` has no
   match id, so it is never served: skill of a recorded match is 404 unless the directory holds its body.
-* users: ``users.json`` at the top (a list of ``{"xuid", "gamertag"}``). The anonymised
-  ``get_users.json``/``get_user.json`` samples are not directory entries.
+* users: ``users.json`` at the top (a list of ``{"xuid", "gamertag"}``), and the ``Gamertag`` setting of each
+  ``profileUsers`` entry of an Xbox profile-settings body (``responses/get_profiles.json``: the recording owner's
+  real gamertag); ``users.json`` wins. The anonymised ``get_users.json``/``get_user.json`` samples (xuid
+  1234567890123456, gamertag "GAMERTAG") are not directory entries. Stats bodies carry no gamertag, so the
+  gamertags written in the recorded films' highlight events (decoded on first need) name the other players:
+  a gamertag is accepted wherever the API takes one (``/hi/players/{gamertag}/matches``, ``/users/gt(…)``).
+* profiles: ``customization/<xuid>.json`` and ``career_rank/<xuid>.json`` (economy bodies), and a career reward
+  track body (an object with ``TrackId`` and ``Ranks``). ``../shared/halo_api`` holds none: its players'
+  customization and career rank are 404.
 
 Film: ``film/NN_<match_id>.gzip`` is the highlight-events chunk of that match at film major version NN;
 ``film/highlight_events.gzip`` belongs to the match of the ``match_stats.json`` beside it and takes its
@@ -39,6 +46,7 @@ from halo_pipeline.emulator.wire import (
     user_body,
 )
 from halo_pipeline.ids import InvalidInput
+from halo_pipeline.transforms.film import FilmDecodeError, highlight_events
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ class InvalidRecording(InvalidInput):
 _FILM_CHUNK_RE = re.compile(r"^(\d+)_([0-9a-fA-F-]{36})\.gzip$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
 _PAIRED_CHUNK = "highlight_events.gzip"
+_ECONOMY = ("customization", "career_rank")
 _PAIRED_STATS = "match_stats.json"
 
 
@@ -91,6 +100,9 @@ class RecordingStore:
         self._skill: dict[str, Path] = {}
         self._film: dict[str, _FilmChunk] = {}
         self._users: dict[int, str] = {}
+        self._economy: dict[tuple[str, int], Path] = {}
+        self._career_track: Path | None = None
+        self._film_gamertags: dict[int, str] | None = None
 
     @classmethod
     def from_directory(cls, path: str | Path) -> RecordingStore:
@@ -122,6 +134,9 @@ class RecordingStore:
         if rel.parts[0] == "skill" and _UUID_RE.match(file.stem):
             self._skill[file.stem.lower()] = file
             return
+        if rel.parts[0] in _ECONOMY and len(rel.parts) == 2 and file.stem.isdigit():
+            self._economy[(rel.parts[0], int(file.stem))] = file
+            return
         try:
             body = json.loads(file.read_bytes())
         except (ValueError, OSError) as exc:
@@ -144,6 +159,13 @@ class RecordingStore:
                         self._history.setdefault(xuid, []).append(item)
         elif {"medals", "sprites"} <= body.keys():
             self._medals = self._medals or file
+        elif {"TrackId", "Ranks"} <= body.keys():
+            self._career_track = self._career_track or file
+        elif isinstance(body.get("profileUsers"), list):
+            for entry in body["profileUsers"]:
+                settings = {s.get("id"): s.get("value") for s in entry.get("settings") or () if isinstance(s, dict)}
+                if str(entry.get("id", "")).isdigit() and settings.get("Gamertag"):
+                    self._users.setdefault(int(entry["id"]), str(settings["Gamertag"]))
         elif (kind := ugc_kind(body)) is not None:
             key = (kind, str(body["AssetId"]).lower(), str(body["VersionId"]).lower())
             self._ugc.setdefault(key, file)
@@ -191,10 +213,29 @@ class RecordingStore:
         """The player's entries built from the stats files they appear in (any order)."""
         return list(self._history.get(xuid, []))
 
+    def _gamertags(self) -> dict[int, str]:
+        """xuid → gamertag: ``users.json``, then the gamertags of the recorded players in the films' highlight
+        events (decoded once)."""
+        if self._film_gamertags is None:
+            found: dict[int, str] = {}
+            for match_id, chunk in sorted(self._film.items()):
+                if match_id not in self._stats:
+                    continue
+                try:
+                    events = highlight_events(match_id, chunk.path.read_bytes(), chunk.version)
+                except FilmDecodeError:
+                    continue
+                for xuid, gamertag in events.select("xuid", "gamertag").unique().iter_rows():
+                    if xuid in self._history and gamertag:
+                        found.setdefault(int(xuid), str(gamertag))
+            self._film_gamertags = found
+        return {**self._film_gamertags, **self._users}
+
     def resolve_gamertag(self, gamertag: str) -> int | None:
-        """The xuid of a gamertag listed in ``users.json`` (case-insensitive), else ``None``."""
+        """The xuid of a recorded player's gamertag (``users.json`` or the films; case-insensitive), else
+        ``None``."""
         wanted = gamertag.strip().lower()
-        return next((x for x, gt in self._users.items() if gt.lower() == wanted), None)
+        return next((x for x, gt in self._gamertags().items() if gt.lower() == wanted), None)
 
     def match_skill(self, match_id: str, xuids: list[int]) -> dict[str, Any] | None:
         """The recorded ``skill/<match_id>.json`` body, restricted to the requested players; ``None`` when not
@@ -233,6 +274,23 @@ class RecordingStore:
         return chunk.path.read_bytes()
 
     def user(self, xuid: int) -> dict[str, Any] | None:
-        """A user listed in ``users.json``."""
+        """A user listed in ``users.json`` or a profile-settings body, or a recorded player whose gamertag a film
+        shows."""
         gamertag = self._users.get(xuid)
+        if gamertag is None and xuid in self._history:
+            gamertag = self._gamertags().get(xuid)
         return user_body(xuid, gamertag) if gamertag is not None else None
+
+    def customization(self, xuid: int) -> dict[str, Any] | None:
+        """A recorded ``customization/<xuid>.json``."""
+        path = self._economy.get(("customization", xuid))
+        return json.loads(path.read_bytes()) if path else None
+
+    def career_rank(self, xuid: int) -> dict[str, Any] | None:
+        """A recorded ``career_rank/<xuid>.json``."""
+        path = self._economy.get(("career_rank", xuid))
+        return json.loads(path.read_bytes()) if path else None
+
+    def career_track(self) -> dict[str, Any] | None:
+        """A recorded career reward track body."""
+        return json.loads(self._career_track.read_bytes()) if self._career_track else None

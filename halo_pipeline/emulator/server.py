@@ -9,6 +9,11 @@ Behaviour shared by every API route:
 * ``rate_limit`` R → a token bucket per service (capacity ``max(1, R)``, refilled at R tokens/s): a request
   finding no token is answered 429 with ``Retry-After`` (whole seconds, ≥ 1) and does not consume a token;
 * unknown ids → 404, bad parameters → 400;
+* images (:mod:`halo_pipeline.emulator.images`): the medal sprite sheets the medal metadata names
+  (``/hi/Waypoint/file/{path}``), the career rank track and its icons (``/hi/images/file/{path}``), and the UGC
+  files a UGC body lists (``…/ugcstorage/<kind>/<asset>/<version>/images/….png``) are PNGs the emulator makes;
+* a player is named by ``xuid(…)`` or by gamertag (``/hi/players/{gamertag}/matches``, ``/users/gt(…)``), as
+  the real API takes both;
 * ``faults`` (a spec, see :mod:`halo_pipeline.emulator.faults`): 429 bursts, token expiry (401), 5xx, hangs,
   truncated or malformed bodies, unknown enum values, unreadable film chunks, expired matches (404) — in that
   order after the authentication and rate-limit checks. :meth:`Emulator.set_faults` swaps them at run time.
@@ -32,6 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from halo_pipeline.emulator import images
 from halo_pipeline.emulator.faults import FaultInjector, FaultPlan
 from halo_pipeline.emulator.recordings import RecordingStore
 from halo_pipeline.emulator.synthetic import SyntheticWorld
@@ -48,6 +54,9 @@ TRAFFIC_KEY: web.AppKey[_Traffic] = web.AppKey("traffic")
 FAULTS_KEY: web.AppKey[FaultInjector] = web.AppKey("faults")
 PUBLIC_SERVICES = frozenset({"blobs-infiniteugc"})
 UGC_KINDS = ("maps", "mapModePairs", "playlists", "ugcGameVariants")
+#: The blob-storage folder of each UGC kind (``Files.Prefix`` = ``…/ugcstorage/<folder>/<asset>/<version>/``).
+UGC_FOLDERS = {"map": "maps", "mapmodepair": "mapModePairs", "playlist": "playlists",
+               "ugcgamevariant": "ugcGameVariants"}
 
 
 class CombinedSource:
@@ -102,6 +111,15 @@ class CombinedSource:
 
     def user(self, xuid: int) -> dict[str, Any] | None:
         return self._first("user", xuid)
+
+    def customization(self, xuid: int) -> dict[str, Any] | None:
+        return self._first("customization", xuid)
+
+    def career_rank(self, xuid: int) -> dict[str, Any] | None:
+        return self._first("career_rank", xuid)
+
+    def career_track(self) -> dict[str, Any] | None:
+        return self._first("career_track")
 
 
 class _Traffic:
@@ -301,6 +319,45 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
         body = source.user(xuid) if xuid is not None else None
         return _json(body) if body is not None else _not_found(f"user {text}")
 
+    def economy_handler(method: str):
+        async def handler(request: web.Request) -> web.Response:
+            player = request.match_info["player"]
+            xuid = parse_xuid_text(player)
+            if xuid is None:
+                raise BadRequest(f"player must be xuid(…), got {player!r}")
+            if method == "career_rank" and request.match_info["track"].lower() != "careerrank1":
+                return _not_found(f"career track {request.match_info['track']}")
+            body = getattr(source, method)(xuid)
+            return _json(body) if body is not None else _not_found(f"{method} of {player}")
+
+        return handler
+
+    async def career_track(request: web.Request) -> web.Response:
+        body = source.career_track()
+        return _json(body) if body is not None else _not_found("career track")
+
+    # ---- images: made by the emulator (halo_pipeline.emulator.images) for the paths the API names ----
+    def _png(data: bytes | None, what: str) -> web.Response:
+        return web.Response(body=data, content_type="image/png") if data is not None else _not_found(what)
+
+    async def waypoint_file(request: web.Request) -> web.Response:
+        metadata = source.medal_metadata()
+        path = request.match_info["path"]
+        return _png(images.medal_sheet(metadata, path) if metadata else None, f"file {path}")
+
+    async def gamecms_image(request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        return _png(images.career_icon(path), f"image {path}")
+
+    async def ugc_file(request: web.Request) -> web.Response:
+        info = request.match_info
+        body = source.ugc_body(UGC_FOLDERS[info["folder"].lower()], info["asset_id"], info["version_id"])
+        files = (orjson.loads(body).get("Files") or {}).get("FileRelativePaths") or [] if body else []
+        name = info["file"]
+        found = name in files and name.lower().endswith(".png")
+        return _png(images.ugc_image(f"{info['asset_id']}/{info['version_id']}/{name}") if found else None,
+                    f"ugc file {name}")
+
     async def stats(request: web.Request) -> web.Response:
         return _json(traffic.snapshot() | {"faults": injector.snapshot()["injected"]})
 
@@ -318,8 +375,17 @@ def make_app(source: ApiSource, latency_ms: float = 0.0, rate_limit: float | Non
         web.get("/gamecms-hacs/hi/Waypoint/file/medals/metadata.json", medal_metadata, name="medal_metadata"),
         web.get("/discovery-infiniteugc/hi/films/matches/{match_id}/spectate", film_manifest, name="film_manifest"),
         web.get("/blobs-infiniteugc/ugcstorage/film/{asset_id}/{match_id}/{name}", film_chunk, name="film_chunk"),
+        web.get("/gamecms-hacs/hi/Waypoint/file/{path:.+}", waypoint_file, name="medal_sheet"),
+        web.get("/gamecms-hacs/hi/images/file/{path:.+}", gamecms_image, name="career_icon"),
+        web.get("/blobs-infiniteugc/ugcstorage/{folder:(?i:map|mapmodepair|playlist|ugcgamevariant)}/{asset_id}/"
+                "{version_id}/{file:.+}", ugc_file, name="ugc_image"),
         web.get("/profile/users", users, name="users"),
         web.get("/profile/users/{user}", user, name="user"),
+        web.get("/economy/hi/players/{player}/customization", economy_handler("customization"), name="customization"),
+        web.get("/economy/hi/players/{player}/rewardtracks/careerranks/{track}", economy_handler("career_rank"),
+                name="career_rank"),
+        web.get("/gamecms-hacs/hi/Progression/file/RewardTracks/CareerRanks/careerRank1.json", career_track,
+                name="career_track"),
         web.get("/_emulator/stats", stats, name="emulator_stats"),
         web.post("/_emulator/reset", reset, name="emulator_reset"),
     ]

@@ -36,6 +36,7 @@ from spnkr.models.refdata import (
     SkillResultCode,
 )
 
+from halo_pipeline.emulator import profiles
 from halo_pipeline.emulator.film_encoder import Filler, SyntheticFilm, synthetic_film
 from halo_pipeline.emulator.wire import (
     EMULATOR_NAMESPACE,
@@ -942,6 +943,18 @@ class SyntheticWorld:
         """The profile of a synthetic human (registered or not)."""
         human = self._humans.get(xuid)
         return user_body(human.xuid, human.gamertag) if human else None
+
+    def customization(self, xuid: int) -> dict[str, Any] | None:
+        """The customization of a synthetic human (:func:`~halo_pipeline.emulator.profiles.customization_body`)."""
+        return profiles.customization_body(self.seed, xuid) if xuid in self._humans else None
+
+    def career_rank(self, xuid: int) -> dict[str, Any] | None:
+        """The career rank of a synthetic human (:func:`~halo_pipeline.emulator.profiles.career_rank_body`)."""
+        return profiles.career_rank_body(self.seed, xuid) if xuid in self._humans else None
+
+    def career_track(self) -> dict[str, Any]:
+        """The career reward track (:func:`~halo_pipeline.emulator.profiles.career_track_body`)."""
+        return profiles.career_track_body()
 
     # ---- UGC bodies ----------------------------------------------------------------------------------------
     def _asset_common(self, ref: _AssetRef, folder: str, description: str, files: list[str]) -> dict[str, Any]:

@@ -260,3 +260,12 @@ class ApiSource(Protocol):
     def user(self, xuid: int) -> dict[str, Any] | None:
         """A profile user body."""
 
+    def customization(self, xuid: int) -> dict[str, Any] | None:
+        """A player's customization body (economy)."""
+
+    def career_rank(self, xuid: int) -> dict[str, Any] | None:
+        """A player's career rank body (economy)."""
+
+    def career_track(self) -> dict[str, Any] | None:
+        """The career reward track body (gamecms-hacs)."""
+

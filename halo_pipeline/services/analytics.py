@@ -21,7 +21,9 @@ from pathlib import Path
 import polars as pl
 
 from halo_pipeline.months import Month
+from halo_pipeline.services import images
 from halo_pipeline.services.landing import UGC_KINDS, landed_ugc_name
+from halo_pipeline.services.people_report import people_sections
 from halo_pipeline.services.report import player_report_html, write_report
 from halo_pipeline.storage.files import read_parquet
 from halo_pipeline.storage.warehouse import Warehouse
@@ -118,10 +120,48 @@ def player_rollups(wh: Warehouse, xuid: int) -> dict[str, pl.DataFrame]:
     }
 
 
+#: Map thumbnails are embedded at most this wide (px) in the report.
+THUMBNAIL_WIDTH = 160
+
+
+def _landed_images(wh: Warehouse, family: str, role: str) -> dict[str, Path]:
+    """``{asset_id: local file}`` of the landed images of ``family`` × ``role`` (``image_assets``); the first
+    version listed when several are."""
+    table = images.image_table(wh)
+    if table is None:
+        return {}
+    rows = table.filter((pl.col("family") == family) & (pl.col("role") == role) & (pl.col("status") == "landed"))
+    out: dict[str, Path] = {}
+    for asset_id, local in rows.select("asset_id", "local_path").iter_rows():
+        out.setdefault(asset_id, wh.data_dir / local)
+    return out
+
+
+def player_medals(wh: Warehouse, xuid: int) -> pl.DataFrame:
+    """The player's medals over all their matches (as owner): name_id, name (``medal_definitions``' English
+    name, else ``medal <name_id>``), count, icon (the landed icon as a data URI, or null); most earned first."""
+    medals = wh.player_table("medals", xuid, schema("medals")).filter(pl.col("xuid") == xuid)
+    counts = medals.group_by("name_id").agg(pl.col("count").sum().cast(pl.Int64)).sort(["count", "name_id"],
+                                                                                      descending=[True, False])
+    definitions = reference(wh, "medal_definitions")
+    names = dict(definitions.select("name_id", "name_en").iter_rows()) if definitions is not None else {}
+    icons = _landed_images(wh, "medal_icon", images.REPORT_MEDAL_SIZE)
+    rows = [{"name_id": n, "name": names.get(n) or f"medal {n}", "count": c,
+             "icon": images.data_uri(icons[str(n)]) if str(n) in icons else None} for n, c in counts.iter_rows()]
+    return pl.DataFrame(rows, schema={"name_id": pl.Int64, "name": pl.Utf8, "count": pl.Int64, "icon": pl.Utf8})
+
+
 def write_player_report(wh: Warehouse, xuid: int) -> Path:
-    """Write the player's HTML report (all months) to :func:`report_path`; returns the path."""
+    """Write the player's HTML report (all months) to :func:`report_path`; returns the path. Medal icons and map
+    thumbnails come from the landed images (``image_assets``), embedded; without them the tables have no image."""
     aliases = wh.player_table("xuid_aliases", xuid, {"xuid": pl.Int64, "gamertag": pl.Utf8})
     tags = aliases.filter(pl.col("xuid") == xuid)["gamertag"].to_list()
     r = player_rollups(wh, xuid)
-    doc = player_report_html(xuid, tags[0] if tags else None, r["scores"], r["maps"], r["categories"], r["sessions"])
+    profile, sections = people_sections(wh, xuid)
+    thumbnails = _landed_images(wh, "maps", "thumbnail")
+    maps = r["maps"].with_columns(thumbnail=pl.col("map_id").map_elements(
+        lambda m: images.data_uri(thumbnails[m], THUMBNAIL_WIDTH) if m in thumbnails else None,
+        return_dtype=pl.Utf8, skip_nulls=True))
+    doc = player_report_html(xuid, tags[0] if tags else None, r["scores"], maps, r["categories"], r["sessions"],
+                             profile, sections, player_medals(wh, xuid))
     return write_report(report_path(wh, xuid), doc)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from halo_pipeline.ids import InvalidInput, parse_xuid
 from halo_pipeline.months import FIRST_MONTH, Month
+from halo_pipeline.services.history import WalkIndex
 from halo_pipeline.storage.files import read_parquet
 from halo_pipeline.storage.warehouse import Warehouse
 
@@ -63,13 +64,15 @@ def plan_backfill(wh: Warehouse, registered: Collection[str], known_assets: Coll
         raise InvalidInput(f"unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(known_assets))}")
     plan = BackfillPlan(xuid, first_month, last_month, names, refetch)
     never_synced = []
+    walks = WalkIndex.load(wh.landing, xuid)
     for month in first_month.until(last_month):
         path = wh.partition_path("raw_matches", xuid, month)
         if path.exists():
             plan.match_ids[month] = read_parquet(path, columns=["match_id"])["match_id"].to_list()
         else:
             plan.match_ids[month] = []
-            never_synced.append(month.label)
+            if not walks.settled(month):  # a month the history shows empty has nothing to re-derive: fine
+                never_synced.append(month.label)
     if never_synced and not refetch:
         raise InvalidInput(f"month(s) {', '.join(never_synced)} of {xuid} were never synced: nothing to re-derive "
                            "(sync them, or backfill with --refetch)")

@@ -65,11 +65,16 @@ def export_table(wh: Warehouse, table: str, out: Path, fmt: str = "parquet", pla
         except ValueError:
             raise InvalidInput(f"invalid --since {since!r}: expected YYYY-MM or YYYY-MM-DD") from None
     frames = []
+    if wh.global_path(table).exists():  # one file for every player (players): --player keeps that xuid's row
+        frames.append(read_parquet(wh.global_path(table)).filter(pl.col("xuid").is_in(xuids) if player else True))
+        xuids = []
     for xuid in xuids:
         for month, path in sorted(wh.player_files(table, xuid).items()):
             if start is not None and month < Month.of(start):
                 continue
             frames.append(read_parquet(path).with_columns(owner_xuid=pl.lit(xuid, pl.Int64)))
+        if (whole := wh.root / table / f"player={xuid}" / PARQUET_NAME).exists():  # a per-player table (friends)
+            frames.append(read_parquet(whole).with_columns(owner_xuid=pl.lit(xuid, pl.Int64)))
     df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     if start is not None and "start_time" in df.columns:
         df = df.filter(pl.col("start_time") >= start)

@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import time
@@ -31,6 +32,7 @@ import polars as pl
 from halo_pipeline.storage.landing import SKILL, STATS, RawLanding
 from halo_pipeline.transforms import matches as tm
 from halo_pipeline.transforms.film import highlight_events_or_error
+from halo_pipeline.transforms.people import match_people, with_match_people
 from halo_pipeline.transforms.skill import player_match_skill
 
 # --------------------------------------------------------------------------------------------------- the pool
@@ -41,12 +43,18 @@ _lock = threading.Lock()
 
 def worker_pool() -> ProcessPoolExecutor:
     """The process-wide pool (spawned on first use, ``os.cpu_count()`` workers, shut down at exit): a pool per
-    partition cost ≈ 1–2 s of worker start-up each time."""
+    partition cost ≈ 1–2 s of worker start-up each time.
+
+    Shut down by a ``multiprocessing`` finalizer as well as at interpreter exit: in a process that is itself a
+    ``multiprocessing`` child (a step of Dagster's multiprocess executor) Python exits through ``os._exit`` after
+    joining the process's non-daemon children — the pool's idle workers — without running ``atexit``: the step
+    process would never end."""
     global _pool
     with _lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
             atexit.register(_pool.shutdown, cancel_futures=True)
+            multiprocessing.util.Finalize(_pool, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
         return _pool
 
 
@@ -131,13 +139,16 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def derive_stats(landing: RawLanding, owner: int, match_ids: list[str], tables: Iterable[str]
+def derive_stats(landing: RawLanding, owner: int, match_ids: list[str], tables: Iterable[str],
+                 friends: frozenset[int] = frozenset(), known: frozenset[int] = frozenset()
                  ) -> dict[str, pl.DataFrame]:
     """``{table: frame}`` for ``tables`` (a subset of :data:`TABLES`) of the landed bodies of ``match_ids``.
 
     Each stats body is read (gunzip) and parsed (orjson) once for all the stats tables; skill bodies only when
     ``player_match_skill`` is asked for. Frames follow the transforms' schemas and row orders
-    (:mod:`halo_pipeline.transforms.matches`, :mod:`halo_pipeline.transforms.skill`).
+    (:mod:`halo_pipeline.transforms.matches`, :mod:`halo_pipeline.transforms.skill`); ``match_facts`` also gets
+    who played with the owner (:func:`halo_pipeline.transforms.people.match_people`: the owner's declared
+    ``friends``, ``known`` players), from the same parse.
 
     Raises:
         orjson.JSONDecodeError: a landed body is not JSON (landing keeps only complete JSON, so: a corrupt disk).
@@ -151,6 +162,8 @@ def derive_stats(landing: RawLanding, owner: int, match_ids: list[str], tables: 
             bodies = [orjson.loads(landing.get(STATS, mid)) for mid in match_ids]
             for name in stats:
                 out[name] = STATS_TRANSFORMS[name](bodies, owner)
+            if "match_facts" in out:
+                out["match_facts"] = with_match_people(out["match_facts"], match_people(bodies, owner, friends, known))
             del bodies
         if SKILL_TABLE in names:
             out[SKILL_TABLE] = player_match_skill(

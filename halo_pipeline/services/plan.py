@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from halo_pipeline.api.client import HaloApiClient
 from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
-from halo_pipeline.services.history import PAGE_SIZE, start_time
+from halo_pipeline.services.history import PAGE_SIZE, HistoryWalk, WalkIndex, start_time
 from halo_pipeline.services.state import read_watermark
 from halo_pipeline.storage.warehouse import Warehouse, month_of_path
 
@@ -44,10 +44,15 @@ async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: 
 
     ``bounded=False`` (the CLI, which has no tick to keep short) pages as far as needed, so a first import
     plans exactly the months that hold matches.
+
+    The months the pages covered whole and that hold no match are recorded as walked in the player's
+    :class:`~halo_pipeline.services.history.WalkIndex` (``match_type`` all): a month without matches is then a real,
+    empty partition that materializes with zero API calls.
     """
     known, watermark = read_watermark(wh, xuid)
     plan = PlayerPlan(xuid, first_import=not known or watermark is None)
     limit = MAX_PAGES_NEW if plan.first_import else MAX_PAGES_DELTA
+    walk = HistoryWalk()
     months: list[Month] = []
     reached_end = False
     start = 0
@@ -58,13 +63,19 @@ async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: 
         for entry in results:
             if watermark is not None and start_time(entry) <= watermark:
                 reached_end = True
+                walk.complete_since = watermark
                 break
             plan.newest_match_id = plan.newest_match_id or entry["MatchId"]
             months.append(Month.of(start_time(entry)))
+            walk.complete_since = start_time(entry)  # every match from here on is seen
         if reached_end or len(results) < PAGE_SIZE:
+            if not reached_end:
+                walk.complete_since = FIRST_MONTH.start  # the history ended
             reached_end = True
             break
         start += len(results)
+    if match_type == "all":
+        _record_empty_months(wh, xuid, walk, set(months))
     if not months:
         return plan
     if reached_end:
@@ -73,6 +84,15 @@ async def plan_player(api: HaloApiClient, wh: Warehouse, xuid: int, match_type: 
         oldest = Month.of(watermark) if watermark is not None else FIRST_MONTH
         plan.blocks = [(oldest, max(months))]
     return plan
+
+
+def _record_empty_months(wh: Warehouse, xuid: int, walk: HistoryWalk, with_matches: set[Month]) -> None:
+    """Record as walked the months ``walk`` covered whole that hold no match (and have no history partition)."""
+    index = WalkIndex.load(wh.landing, xuid)
+    empty = [m for m in walk.walked_months() if m not in with_matches and not index.settled(m)
+             and not wh.partition_path("match_history", xuid, m).exists()]
+    if empty:  # a player with nothing new writes nothing
+        index.record(wh.landing, empty, walk.started_at)
 
 
 def synced_months(wh: Warehouse, xuid: int) -> list[Month]:

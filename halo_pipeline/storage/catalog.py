@@ -28,6 +28,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from halo_pipeline import tables
 from halo_pipeline.pausepoint import pause_at
 from halo_pipeline.storage.warehouse import PARQUET_NAME, Warehouse
+from halo_pipeline.transforms.people import TEAMMATE_SUMS
 
 
 def attach_filesystem(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> duckdb.DuckDBPyConnection:
@@ -128,6 +129,9 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
     for spec in tables.TABLES.values():
         if spec.layout == "reference":
             continue
+        if spec.layout == "global":  # one file (players): read whole, or an empty view with its columns
+            counts[spec.name] = _global_view(con, wh, spec.name, spec.schema)
+            continue
         table, schema, hive = spec.name, spec.schema, _HIVE_COLUMNS[spec.layout]
         files = wh.partition_files(table)
         archived = wh.archived_files(table)
@@ -139,9 +143,7 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
                 "hive_partitioning = true, union_by_name = true, hive_types = {'player': BIGINT})"
                 for glob in globs)
         else:
-            empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
-            con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
-            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid FROM "_empty_{table}"'
+            source = f'SELECT *, CAST(NULL AS BIGINT) AS owner_xuid FROM "{_empty_table(con, table, schema)}"'
         con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {source}')
         counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     for table in tables.names(layout="reference"):
@@ -151,6 +153,21 @@ def refresh_catalog(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> dict[str, 
             counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     counts.update(create_mv_views(con))
     return counts
+
+
+def _empty_table(con: duckdb.DuckDBPyConnection, table: str, schema: tables.Schema) -> str:
+    """An empty typed table standing for ``table`` before it has a file; returns its name."""
+    empty = pl.DataFrame(schema=dict(schema))  # noqa: F841 - scanned by DuckDB by name
+    con.execute(f'CREATE OR REPLACE TABLE "_empty_{table}" AS SELECT * FROM empty')
+    return f"_empty_{table}"
+
+
+def _global_view(con: duckdb.DuckDBPyConnection, wh: Warehouse, table: str, schema: tables.Schema) -> int:
+    """(Re)create the view of a ``global`` table (one file); returns its row count."""
+    path = wh.global_path(table)
+    source = f"read_parquet({_quote(str(path))})" if path.exists() else f'"{_empty_table(con, table, schema)}"'
+    con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {source}')
+    return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
 
 
 _MV_SUMS = ("count(*) AS months, sum(matches) AS matches, sum(wins) AS wins, sum(losses) AS losses, "
@@ -164,8 +181,30 @@ _MV_RATIOS = ("wins / matches AS win_rate, kills / greatest(deaths, 1) AS kd_rat
               "CASE WHEN shots_fired > 0 THEN shots_hit / shots_fired * 100 END AS accuracy, "
               "CASE WHEN performance_score_count > 0 THEN performance_score_sum / performance_score_count END "
               "AS avg_performance_score")
+#: ``mv_top_teammates``: per owner × teammate over every month (teammates met on the owner's team at least once),
+#: the additive figures summed, the ratios of ``transforms.people.with_teammate_ratios``, the teammate's latest
+#: gamertag (players), the owner's nickname for them (friends), ``name`` (nickname (gamertag), else gamertag,
+#: else xuid) and ``teammate_rank`` (1 = most matches on the same team, then most wins, then xuid).
+_TOP_TEAMMATES = (
+    "SELECT s.*, (owner_kills + teammate_kills) / greatest(owner_deaths + teammate_deaths, 1) AS combined_kd, "
+    "CASE WHEN matches_same_team > 0 THEN wins_together / matches_same_team END AS win_rate_together, "
+    "p.gamertag, f.nickname, f.friend_xuid IS NOT NULL AS is_friend, "
+    "CASE WHEN f.nickname IS NOT NULL AND p.gamertag IS NOT NULL THEN f.nickname || ' (' || p.gamertag || ')' "
+    "ELSE coalesce(f.nickname, p.gamertag, CAST(s.teammate_xuid AS VARCHAR)) END AS name, "
+    "row_number() OVER (PARTITION BY s.xuid ORDER BY matches_same_team DESC, wins_together DESC, s.teammate_xuid) "
+    "AS teammate_rank "
+    "FROM (SELECT owner_xuid AS xuid, teammate_xuid, count(*) AS months, "
+    + ", ".join(f"sum({c}) AS {c}" for c in TEAMMATE_SUMS) +
+    ", min(first_match_at) AS first_match_at, max(last_match_at) AS last_match_at FROM teammates "
+    "GROUP BY owner_xuid, teammate_xuid HAVING sum(matches_same_team) > 0) s "
+    "LEFT JOIN (SELECT owner_xuid, friend_xuid, any_value(nickname) AS nickname FROM friends GROUP BY ALL) f "
+    "ON f.owner_xuid = s.xuid AND f.friend_xuid = s.teammate_xuid "
+    "LEFT JOIN (SELECT xuid, any_value(gamertag) AS gamertag FROM players GROUP BY xuid) p "
+    "ON p.xuid = s.teammate_xuid")
 #: Roll-up views over every month of the materialized stats (the analytics assets' tables): always current,
-#: since they are views over the Parquet views; nothing to refresh separately.
+#: since they are views over the Parquet views; nothing to refresh separately. ``(source view, SQL)``: no SQL is
+#: the source's rows; SQL with ``{sums}`` sums the additive stats columns and adds their ratios; other SQL is
+#: the view's whole query.
 MV_VIEWS = {
     "mv_map_stats": ("map_stats", "SELECT owner_xuid AS xuid, map_id, any_value(map_name) AS map_name, {sums} "
                      "FROM map_stats GROUP BY owner_xuid, map_id"),
@@ -175,6 +214,7 @@ MV_VIEWS = {
     "mv_session_stats": ("session_stats", None),
     "mv_global_stats": ("global_stats", "SELECT owner_xuid AS xuid, min(month_start) AS first_month, "
                         "max(month_start) AS last_month, {sums} FROM global_stats GROUP BY owner_xuid"),
+    "mv_top_teammates": ("teammates", _TOP_TEAMMATES),
 }
 
 
@@ -184,7 +224,7 @@ def create_mv_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     ``mv_map_stats`` (per player × map), ``mv_mode_category_stats`` (per player × mode category, with the
     reference ``mode_categories.parent`` group when loaded), ``mv_global_stats`` (per player) sum the
     additive columns of every month and derive win_rate, kd_ratio, kda, accuracy and avg_performance_score;
-    ``mv_session_stats`` is one row per session (all months).
+    ``mv_session_stats`` is one row per session (all months); ``mv_top_teammates`` per owner × teammate.
     """
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     counts = {}
@@ -193,6 +233,8 @@ def create_mv_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             continue
         if sql is None:
             body = f'SELECT * EXCLUDE (owner_xuid) FROM "{source}"'
+        elif "{sums}" not in sql:
+            body = sql
         else:
             body = f"SELECT *, {_MV_RATIOS} FROM ({sql.format(sums=_MV_SUMS)})"
             if name == "mv_mode_category_stats" and "mode_categories" in views:

@@ -9,6 +9,11 @@ Layout under ``<data_dir>/raw``::
     skill/<id[:2]>/<match_id>.json.gz     GET skill /hi/matches/{id}/skill?players=…
     film/<id[:2]>/<match_id>.v<NN>.gz     the highlight-events film chunk (already zlib data), film version NN
     profile/<xuid[:2]>/<xuid>.json.gz     one user object of profile ``/users?xuids=…`` or ``/users/gt(…)``
+    profile/<xuid[:2]>/<xuid>.<part>.<YYYY-MM-DD>.json.gz
+                                          a registered player's or friend's profile of that UTC day, ``part``
+                                          one of :data:`PROFILE_PARTS` (at most one per player per day)
+    career_track/ca/careerrank1.json.gz   the career reward track, gamecms-hacs
+                                          ``/hi/Progression/file/RewardTracks/CareerRanks/careerRank1.json``
     <kind>/…/<key>.absent                 the API answered 404 for it: not asked again (5xx are never marked)
 
 ``root`` may be on object storage (an ``s3://…`` UPath): each body is then one object, written by one PUT.
@@ -29,6 +34,16 @@ STATS = "stats"
 PROFILE = "profile"
 SKILL = "skill"
 FILM = "film"
+#: A player's daily profile snapshot, under :data:`PROFILE` (see :func:`daily_key`): the user object
+#: (profile ``/users``), the customization and the career rank (economy).
+PROFILE_PARTS = ("user", "customization", "career_rank")
+CAREER_TRACK = "career_track"
+
+
+def daily_key(xuid: int | str, part: str, day) -> str:
+    """The landing key (kind :data:`PROFILE`) of ``part`` of a player's profile on UTC ``day`` (a ``date``):
+    ``<xuid>.<part>.<YYYY-MM-DD>``."""
+    return f"{xuid}.{part}.{day.isoformat()}"
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -95,6 +110,13 @@ class RawLanding:
             return int(self._path(kind, match_id, ".absent").read_text())
         except FileNotFoundError:
             return None
+
+    def keys(self, kind: str, prefix: str) -> list[str]:
+        """Keys of the landed ``kind`` bodies whose key starts with ``prefix`` (at least 2 characters: the
+        folder), sorted; absent markers are not listed."""
+        folder = self.root / kind / prefix[:2]
+        suffix = ".json.gz"
+        return sorted(p.name[:-len(suffix)] for p in folder.glob(f"{prefix}*{suffix}")) if folder.exists() else []
 
     def has_film(self, match_id: str) -> bool:
         """Whether a highlight-events chunk of ``match_id`` is landed."""

@@ -20,6 +20,7 @@ import polars as pl
 from halo_pipeline.months import Month
 from halo_pipeline.storage.files import data_root, is_remote, read_parquet, write_parquet_atomic
 from halo_pipeline.storage.landing import RawLanding
+from halo_pipeline.storage.legacy import LEGACY, LegacyLanding
 
 PARQUET_NAME = "data.parquet"
 REFERENCE = "reference"
@@ -28,9 +29,10 @@ REFERENCE = "reference"
 CATALOG_ENV = "HALO_CATALOG_PATH"
 #: The data location when neither a resource's ``data_dir`` nor ``$HALO_DATA_DIR`` names one.
 DATA_DIR_ENV, DEFAULT_DATA_DIR = "HALO_DATA_DIR", "data"
-#: The reference JSON files: ``$HALO_REFERENCE_DIR``, else those of the repository (``static/reference``).
+#: The reference JSON files: ``$HALO_REFERENCE_DIR``, else those shipped in the package (``reference_data/``: the
+#: names of the emulator's synthetic world), whatever the working directory.
 REFERENCE_DIR_ENV = "HALO_REFERENCE_DIR"
-DEFAULT_REFERENCE_DIR = Path("static") / "reference"
+DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference_data"
 #: The archive area (``halo-pipeline archive``): ``warehouse/archive/<table>/player=…/year=…/month=…``.
 ARCHIVE_DIR = "archive"
 
@@ -75,6 +77,11 @@ class Warehouse:
     def landing(self) -> RawLanding:
         """Raw landing of API bodies under ``<data_dir>/raw``."""
         return RawLanding(self.data_dir / "raw")
+
+    @property
+    def legacy(self) -> LegacyLanding:
+        """Rows imported from LevelUp (the legacy source) under ``<data_dir>/raw/levelup``."""
+        return LegacyLanding(self.data_dir / "raw" / LEGACY)
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
@@ -155,6 +162,10 @@ class Warehouse:
         if not paths:
             return pl.DataFrame(schema=dict(schema))
         return pl.concat([read_parquet(p) for p in paths], how="diagonal_relaxed")
+
+    def global_path(self, table: str) -> Path:
+        """The one file of a ``global`` table (not per player): ``warehouse/<table>/data.parquet``."""
+        return self.root / table / PARQUET_NAME
 
     def reference_path(self, table: str) -> Path:
         return self.root / REFERENCE / f"{table}.parquet"

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from halo_pipeline.transforms._common import UTC_US
+from halo_pipeline.transforms.people import SESSION_PEOPLE_SCHEMA, ensure_people_columns, session_people_aggs
 
 #: Default largest pause (minutes) between a match's end and the next match's start within one session.
 GAP_MINUTES = 35
@@ -67,6 +68,7 @@ SESSIONS_SCHEMA: dict[str, pl.DataType] = {
     "shots_hit": pl.Int32,
     "time_played_seconds": pl.Float32,
     "duration_seconds": pl.Float32,
+    **SESSION_PEOPLE_SCHEMA,  # known_teammates (max of a match), with_friends, friends_xuids (every friend met)
 }
 
 PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
@@ -156,20 +158,23 @@ def sessions(facts: pl.DataFrame, gap_minutes: float = GAP_MINUTES) -> pl.DataFr
     Returns :data:`SESSIONS_SCHEMA`, one row per session sorted by start_time: start_time (first match's
     start), end_time (last match's end), match_count, wins/losses/ties (outcome 2/3/1; 4 "left" is none),
     kills/deaths/assists totals, kda and kd_ratio of the totals, accuracy = Σhit/Σfired·100 (null without
-    shots), time_played_seconds (Σ of the matches), duration_seconds (end_time − start_time, wall clock).
+    shots), time_played_seconds (Σ of the matches), duration_seconds (end_time − start_time, wall clock);
+    known_teammates (the most of one match), with_friends (a match had a declared friend), friends_xuids (every
+    friend met, sorted; see :mod:`halo_pipeline.transforms.people`).
 
     Raises:
         ValueError: see :func:`assign_sessions`.
     """
     if facts.is_empty():
         return pl.DataFrame(schema=SESSIONS_SCHEMA)
-    df = assign_sessions(facts, gap_minutes)
+    df = assign_sessions(ensure_people_columns(facts), gap_minutes)
     end = pl.coalesce("end_time", pl.col("start_time") + pl.duration(
         seconds=pl.col("duration_seconds").cast(pl.Float64)), "start_time")
     out = (
         df.with_columns(_end=end)
         .group_by("session_id", maintain_order=True)
         .agg(
+            *session_people_aggs(),
             xuid=pl.col("xuid").first(),
             start_time=pl.col("start_time").min(),
             end_time=pl.col("_end").max(),
@@ -405,7 +410,8 @@ def session_stats(session_rows: pl.DataFrame, facts: pl.DataFrame, scores: pl.Da
     ).filter(pl.col("start_time") <= pl.col("_session_end"))
     avg = members.join(scores.select("match_id", "performance_score"), on="match_id", how="left").group_by(
         "session_id").agg(avg_performance_score=pl.col("performance_score").mean())
-    out = session_rows.join(avg, on="session_id", how="left").with_columns(month_start=pl.lit(month))
+    out = ensure_people_columns(session_rows).join(avg, on="session_id", how="left").with_columns(
+        month_start=pl.lit(month))
     return out.select([pl.col(c).cast(t) for c, t in SESSION_STATS_SCHEMA.items()]).sort("start_time")
 
 

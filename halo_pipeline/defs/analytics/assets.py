@@ -14,41 +14,53 @@ import polars as pl
 from halo_pipeline.api.client import run_api
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.defs.analytics.settings import AnalyticsSettings
-from halo_pipeline.defs.common import API_POOL, SINGLE_RUN, frame_metadata, run_partitions
-from halo_pipeline.partitions import partition_key, player_month_partitions
+from halo_pipeline.defs.common import (
+    API_POOL,
+    FOLLOWS_UPSTREAM,
+    SINGLE_RUN,
+    each_partition,
+    record_partitions,
+    run_partitions,
+)
+from halo_pipeline.partitions import player_month_partitions
 from halo_pipeline.services import analytics as sa
 from halo_pipeline.services.landing import UGC_LANDING, land_ugc
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
-from halo_pipeline.tables import schema
 
 ANALYTICS_GROUP = "analytics"
 
 
 def _write_all(context: dg.AssetExecutionContext, wh: Warehouse, name: str,
-               derive: Callable[[int, str], pl.DataFrame]) -> dict:
-    """Write ``derive(xuid, month)`` for each partition of the run; returns the materialization metadata."""
-    frames, rows = [], {}
-    for xuid, months in run_partitions(context).items():
-        for month in months:
-            df = derive(xuid, month)
-            wh.write_partition(name, xuid, month, df)
-            rows[str(partition_key(xuid, month))] = df.height
-            frames.append(df)
-    everything = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema(name))
-    return frame_metadata(everything, rows)
+               derive: Callable[[int, str], pl.DataFrame], **figures) -> dg.MaterializeResult:
+    """Write ``derive(xuid, month)`` for each partition of the run; returns the asset's result, each partition's
+    own metadata attached (``figures``: more metadata of every partition)."""
+    written = []
+    for xuid, month in each_partition(context):
+        df = derive(xuid, month)
+        wh.write_partition(name, xuid, month, df)
+        written.append((xuid, month, df))
+    return record_partitions(context, name, written, figures=lambda df: figures)
 
 
-_NEIGHBOUR_MONTHS = dg.MultiPartitionMapping({
-    "month": dg.DimensionPartitionMapping("month", dg.TimeWindowPartitionMapping(
-        start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True)),
-    "player": dg.DimensionPartitionMapping("player", dg.IdentityPartitionMapping()),
-})
+def _months(start_offset: int, end_offset: int) -> dg.MultiPartitionMapping:
+    """The same player's months ``start_offset``…``end_offset`` around a month."""
+    return dg.MultiPartitionMapping({
+        "month": dg.DimensionPartitionMapping("month", dg.TimeWindowPartitionMapping(
+            start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True)),
+        "player": dg.DimensionPartitionMapping("player", dg.IdentityPartitionMapping()),
+    })
+
+
+#: What each analytics month reads: the neighbour months (a session crossing a month boundary), this month and the
+#: next, every earlier month (a match is scored against all the player's earlier ones: 50 years back is all).
+_NEIGHBOUR_MONTHS, _THIS_AND_NEXT, _EARLIER_MONTHS = _months(-1, 1), _months(0, 1), _months(-600, 0)
 
 
 def _asset(name: str, description: str, deps: list, **kwargs):
     return dg.asset(name=name, group_name=ANALYTICS_GROUP, partitions_def=player_month_partitions,
-                    backfill_policy=SINGLE_RUN, deps=deps, description=description, **kwargs)
+                    backfill_policy=SINGLE_RUN, deps=deps, description=description,
+                    automation_condition=FOLLOWS_UPSTREAM, **kwargs)
 
 
 @_asset("ugc_names", (
@@ -73,8 +85,8 @@ def ugc_names(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 await land_ugc(api, landing, *ref)
 
     run_api(land_missing())
-    metadata = _write_all(context, wh, "ugc_names", lambda x, m: sa.ugc_names(wh, refs[(x, m)]))
-    return dg.MaterializeResult(metadata=metadata | {"api_lookups": len(missing)})
+    context.log.info(f"ugc_names: {len(missing)} asset version(s) looked up")
+    return _write_all(context, wh, "ugc_names", lambda x, m: sa.ugc_names(wh, refs[(x, m)]))
 
 
 @_asset("sessions", (
@@ -89,8 +101,7 @@ def sessions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
              analytics: AnalyticsSettings) -> dg.MaterializeResult:
     wh = warehouse.warehouse()
     gap = analytics.gap_minutes()
-    metadata = _write_all(context, wh, "sessions", lambda x, m: sa.month_sessions(wh, x, m, gap))
-    return dg.MaterializeResult(metadata=metadata | {"gap_minutes": gap})
+    return _write_all(context, wh, "sessions", lambda x, m: sa.month_sessions(wh, x, m, gap), gap_minutes=gap)
 
 
 @_asset("performance_scores", (
@@ -99,17 +110,18 @@ def sessions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     "percentile of kills, deaths (inverted), assists, personal score and damage per minute, KDA, accuracy "
     "and rank vs expected. Formula and weights: halo_pipeline.transforms.analytics.PERFORMANCE_METRICS. "
     "Columns: match_id, xuid, start_time, history_matches, the metrics, performance_score (Float32)."),
-    deps=["match_facts", "match_participants"], kinds={"polars", "parquet"})
+    deps=[dg.AssetDep("match_facts", partition_mapping=_EARLIER_MONTHS),
+          dg.AssetDep("match_participants", partition_mapping=_EARLIER_MONTHS)], kinds={"polars", "parquet"})
 def performance_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.warehouse()
-    return dg.MaterializeResult(metadata=_write_all(context, wh, "performance_scores",
-                                                    lambda x, m: sa.month_scores(wh, x, m)))
+    return _write_all(context, wh, "performance_scores", lambda x, m: sa.month_scores(wh, x, m))
 
 
 _STATS_COLUMNS = ("matches, wins, losses, ties, kills, deaths, assists, shots_fired, shots_hit, "
                   "time_played_seconds, performance_score_sum/count (additive), win_rate, kd_ratio, kda (mean "
                   "per match), accuracy (%), avg_performance_score")
-_STATS_DEPS = ["sessions", "performance_scores", "ugc_names", "game_mode_translations", "mode_categories",
+_STATS_DEPS = ["sessions", dg.AssetDep("performance_scores", partition_mapping=_THIS_AND_NEXT), "ugc_names",
+               "game_mode_translations", "mode_categories",
                dg.AssetDep("match_facts", partition_mapping=_NEIGHBOUR_MONTHS)]
 _STATS_DESCRIPTIONS = {
     "map_stats": f"Per map of the player × month (name from ugc_names): {_STATS_COLUMNS}. Catalog roll-up: "
@@ -126,29 +138,30 @@ _STATS_DESCRIPTIONS = {
     group_name=ANALYTICS_GROUP,
     partitions_def=player_month_partitions,
     backfill_policy=SINGLE_RUN,
-    specs=[dg.AssetSpec(name, deps=_STATS_DEPS, kinds={"polars", "parquet"}, description=_STATS_DESCRIPTIONS[name])
-           for name in sa.STATS_TABLES],
+    specs=[dg.AssetSpec(name, deps=_STATS_DEPS, kinds={"polars", "parquet"}, description=_STATS_DESCRIPTIONS[name],
+                        automation_condition=FOLLOWS_UPSTREAM) for name in sa.STATS_TABLES],
 )
 def materialized_stats(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Materialized stats of each partition; the catalog's ``mv_*`` views sum them over months."""
     wh = warehouse.warehouse()
     game_modes, categories = sa.reference(wh, "game_mode_translations"), sa.reference(wh, "mode_categories")
-    tables: dict[str, tuple[list, dict]] = {name: ([], {}) for name in sa.STATS_TABLES}
-    for xuid, months in run_partitions(context).items():
-        for month in months:
-            for name, df in sa.month_stats(wh, xuid, month, game_modes, categories).items():
-                wh.write_partition(name, xuid, month, df)
-                tables[name][0].append(df)
-                tables[name][1][str(partition_key(xuid, month))] = df.height
-    for name, (frames, rows) in tables.items():
-        df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema(name))
-        yield dg.MaterializeResult(asset_key=name, metadata=frame_metadata(df, rows))
+    written: dict[str, list] = {name: [] for name in sa.STATS_TABLES}
+    for xuid, month in each_partition(context):
+        for name, df in sa.month_stats(wh, xuid, month, game_modes, categories).items():
+            wh.write_partition(name, xuid, month, df)
+            written[name].append((xuid, month, df))
+    for name, frames in written.items():
+        yield record_partitions(context, name, frames)
 
 
 @_asset("player_report", (
-    "Per-player HTML report (plotly): performance score over time, K/D by map and by mode category, session "
-    "history — written to warehouse/reports/<xuid>.html (all the player's months; the path is in the "
-    "metadata)."), deps=["map_stats", "mode_category_stats", "session_stats", "performance_scores"],
+    "Per-player HTML report (plotly): the player's service tag, emblem and career rank, performance score over "
+    "time, K/D by map and by mode category, session history, top teammates (by nickname for friends), the "
+    "sessions played with friends, maps with their thumbnails and medals with their icons (embedded from "
+    "image_assets when images are landed: the file opens offline) — written to warehouse/reports/<xuid>.html (all "
+    "the player's months; the path is in the metadata)."),
+    deps=["map_stats", "mode_category_stats", "session_stats", "performance_scores", "teammates", "friends",
+          "player_profiles", "medals", "image_assets"],
     kinds={"plotly", "html"})
 def player_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.warehouse()

@@ -7,13 +7,20 @@ import polars as pl
 
 from halo_pipeline.api.client import run_api
 from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.common import API_POOL, SINGLE_RUN, frame_metadata, run_partitions
-from halo_pipeline.partitions import partition_key, player_month_partitions
-from halo_pipeline.services.history import MATCH_TYPES, entries_by_month, fetch_history
+from halo_pipeline.defs.common import API_POOL, SINGLE_RUN, record_partitions, run_partitions
+from halo_pipeline.partitions import player_month_partitions
+from halo_pipeline.services.history import (
+    MATCH_TYPES,
+    HistoryWalk,
+    WalkIndex,
+    entries_by_month,
+    fetch_history,
+    month_history,
+)
 from halo_pipeline.services.landing import land_matches, land_profiles
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.tables import RAW_MATCHES_SCHEMA
-from halo_pipeline.transforms.matches import HISTORY_SCHEMA, history_frame
+from halo_pipeline.transforms.matches import history_frame
 
 MATCHES_GROUP = "matches"
 
@@ -21,11 +28,13 @@ MATCHES_GROUP = "matches"
 class MatchHistoryConfig(dg.Config):
     """``match_type``: all | matchmaking | custom | local (LevelUp's ``--match-type``); ``max_matches``: keep
     only the player's newest N matches (``--max-matches``); ``since``: ignore matches before this UTC date
-    (``YYYY-MM-DD``)."""
+    (``YYYY-MM-DD``); ``refresh``: walk the history again even for months already walked after they ended (a
+    repair, ``halo-pipeline sync --full``)."""
 
     match_type: str = "all"
     max_matches: int | None = None
     since: str | None = None
+    refresh: bool = False
 
 
 @dg.asset(
@@ -47,9 +56,12 @@ def match_history(
     game_variant_id (Utf8), team_id (Int8), outcome (Int8: 1 tie, 2 win, 3 loss, 4 left), rank (Int16),
     present_at_end (Boolean).
 
-    A run covering several months of a player pages the history once, down to the oldest month.
+    A run covering several months of a player pages the history once, down to the oldest month. A month whose
+    history was walked completely after it ended (by a sync) is settled: it is written again from what that walk
+    found — empty for a month without matches — with zero API calls (``refresh: true`` walks again).
     """
-    if config.match_type.lower() not in MATCH_TYPES:
+    match_type = config.match_type.lower()
+    if match_type not in MATCH_TYPES:
         raise dg.Failure(f"match_type {config.match_type!r} is not one of {', '.join(MATCH_TYPES)}")
     try:
         floor = datetime.fromisoformat(config.since).replace(tzinfo=UTC) if config.since else None
@@ -57,29 +69,36 @@ def match_history(
         raise dg.Failure(f"since {config.since!r} is not a date (YYYY-MM-DD)") from None
     wh = warehouse.warehouse()
     wanted = run_partitions(context)
+    indexes = {xuid: WalkIndex.load(wh.landing, xuid) for xuid in wanted}
+    walk_every_month = config.refresh or config.max_matches is not None or floor is not None or match_type != "all"
+    to_walk = {x: months for x, months in wanted.items()
+               if walk_every_month or not all(indexes[x].settled(m) for m in months)}
 
-    async def fetch() -> dict[int, list[dict]]:
+    async def walk() -> dict[int, HistoryWalk]:
         async with halo_api.client() as api:
             out = {}
-            for xuid, months in wanted.items():
+            for xuid, months in to_walk.items():
                 since = months[0].start
                 out[xuid] = await fetch_history(api, xuid, since=max(since, floor) if floor else since,
-                                                match_type=config.match_type.lower(),
-                                                max_matches=config.max_matches)
+                                                match_type=match_type, max_matches=config.max_matches)
             return out
 
-    history = run_api(fetch())
-    frames, rows = [], {}
+    walks = run_api(walk()) if to_walk else {}  # every month settled: no client, zero API calls
+    written = []
     for xuid, months in wanted.items():
-        grouped = entries_by_month(history[xuid])
-        for month in months:
-            df = history_frame(grouped.get(month, []), xuid)
+        if xuid in walks:
+            grouped = entries_by_month(walks[xuid].entries)
+            frames = {m: history_frame(grouped.get(m, []), xuid) for m in months}
+        else:
+            frames = {m: month_history(wh, xuid, m) for m in months}
+        for month, df in frames.items():
             wh.write_partition("match_history", xuid, month, df)
-            rows[str(partition_key(xuid, month))] = df.height
-            frames.append(df)
-    context.log.info(f"match_history: {sum(rows.values())} matches over {len(rows)} partition(s)")
-    all_rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=HISTORY_SCHEMA)
-    return dg.MaterializeResult(metadata=frame_metadata(all_rows, rows))
+            written.append((xuid, month, df))
+        if xuid in walks and match_type == "all":
+            walked = set(walks[xuid].walked_months())
+            indexes[xuid].record(wh.landing, [m for m in months if m in walked], walks[xuid].started_at)
+    calls = "walked" if walks else "settled: 0 API calls"
+    return record_partitions(context, "match_history", written, figures=lambda df: {"history": calls})
 
 
 class RawMatchesConfig(dg.Config):
@@ -98,13 +117,11 @@ class RawMatchesConfig(dg.Config):
     pool=API_POOL,
     deps=[match_history],
     kinds={"api", "parquet"},
-    check_specs=[dg.AssetCheckSpec("all_matches_landed", asset="raw_matches",
-                                   description="Every match of the history has its stats body landed.")],
 )
 def raw_matches(
     context: dg.AssetExecutionContext, config: RawMatchesConfig, halo_api: HaloApiResource,
     warehouse: WarehouseResource,
-):
+) -> dg.MaterializeResult:
     """Raw landing of the partition's matches: the stats (halostats ``/hi/matches/{id}/stats``), skill
     (skill ``/hi/matches/{id}/skill``) and film highlight-events chunk (discovery-infiniteugc
     ``/hi/films/matches/{id}/spectate`` + blob) bodies, kept byte-for-byte (gzip) under ``raw/``, keyed by
@@ -118,8 +135,10 @@ def raw_matches(
     wh = warehouse.warehouse()
     landing = wh.landing
     wanted = run_partitions(context)
-    histories = {(x, m): wh.read_partition("match_history", x, m, HISTORY_SCHEMA)
-                 for x, months in wanted.items() for m in months}
+    try:
+        histories = {(x, m): month_history(wh, x, m) for x, months in wanted.items() for m in months}
+    except FileNotFoundError as exc:
+        raise dg.Failure(str(exc)) from None
     match_ids = [mid for df in histories.values() for mid in df["match_id"].to_list()]
 
     async def fetch():
@@ -130,8 +149,9 @@ def raw_matches(
             await land_profiles(api, landing, fetched)
             return result, api.stats
 
-    statuses, request_stats = run_api(fetch())
-    frames, rows = [], {}
+    # No match to land (months without matches): no client, zero API calls.
+    statuses, request_stats = run_api(fetch()) if match_ids else ({}, None)
+    written = []
     for (xuid, month), history in histories.items():
         status_rows = [statuses[mid] for mid in history["match_id"].to_list()]
         df = pl.DataFrame(
@@ -141,33 +161,27 @@ def raw_matches(
             schema=RAW_MATCHES_SCHEMA,
         )
         wh.write_partition("raw_matches", xuid, month, df)
-        rows[str(partition_key(xuid, month))] = df.height
-        frames.append(df)
-    index = pl.concat(frames) if frames else pl.DataFrame(schema=RAW_MATCHES_SCHEMA)
-    # A match of the history without its stats body is a gap, whether the API failed or answered 404.
+        written.append((xuid, month, df))
+    if request_stats is not None:
+        context.log.info(f"raw_matches: {len(match_ids)} matches, {request_stats.sent} requests "
+                         f"({request_stats.retried} retried, {request_stats.rate_limited} answered 429)")
+    return record_partitions(context, "raw_matches", written, figures=landing_figures)
+
+
+def landing_figures(index: pl.DataFrame) -> dict:
+    """What one partition's landing index says: matches fetched in this run, failed (a gap: no stats body),
+    bodies that failed (stats, skill or film), unparsed by spnkr, and each failure with its error."""
     failed = index.filter(pl.col("stats_status") != "landed")
-    # Every body that failed (stats, skill or film), with the error: which match, which fault.
     failures = index.filter((pl.col("stats_status") != "landed") | (pl.col("skill_status") == "failed")
                             | (pl.col("film_status") == "failed"))
-    fetched = int(index["fetched_in_run"].sum() or 0)
-    context.log.info(f"raw_matches: {index.height} matches, {fetched} fetched, {failed.height} failed, "
-                     f"{request_stats.sent} requests ({request_stats.rate_limited} answered 429)")
-    metadata = frame_metadata(index, rows) | {
-        "matches_fetched": fetched,
+    figures = {
+        "matches_fetched": int(index["fetched_in_run"].sum() or 0),
         "matches_failed": failed.height,
-        "unparsed_by_spnkr": int((index["spnkr_parse_ok"] == False).sum()),  # noqa: E712
-        "api_requests": request_stats.sent,
-        "api_retries": request_stats.retried,
-        "api_429": request_stats.rate_limited,
         "bodies_failed": failures.height,
+        "unparsed_by_spnkr": int((~index["spnkr_parse_ok"].fill_null(True)).sum()),
     }
     if failures.height:
-        metadata["failed_matches"] = dg.MetadataValue.md("\n".join(
+        figures["failed_matches"] = dg.MetadataValue.md("\n".join(
             f"- {r['match_id']} (player {r['xuid']}): {r['error'] or r['stats_status']}"
             for r in failures.unique("match_id", keep="first", maintain_order=True).iter_rows(named=True)))
-    yield dg.MaterializeResult(metadata=metadata)
-    yield dg.AssetCheckResult(
-        check_name="all_matches_landed", asset_key="raw_matches", passed=failed.height == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"failed": failed.height, "failed_match_ids": ", ".join(failed["match_id"].to_list()[:50])},
-    )
+    return figures

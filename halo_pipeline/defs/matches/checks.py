@@ -1,12 +1,22 @@
-"""Checks on the matches family beyond its own step's (``all_matches_landed`` is evaluated by ``raw_matches``)."""
+"""Checks on the matches family: every history match landed (per partition), every player synced lately."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
+import polars as pl
 
+from halo_pipeline.defs.common import Outcome, partition_check, per_month
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.services.state import SYNC_MAX_AGE, last_syncs, stale_players
 from halo_pipeline.storage.resource import WarehouseResource
+from halo_pipeline.tables import RAW_MATCHES_SCHEMA
+
+all_matches_landed = partition_check(
+    "raw_matches", "all_matches_landed",
+    "Every match of the history has its stats body landed (a failed or missing one is fetched by the next sync).",
+    per_month(lambda wh, x, m: Outcome.of_rows(
+        wh.read_partition("raw_matches", x, m, RAW_MATCHES_SCHEMA).filter(pl.col("stats_status") != "landed")
+        .select("match_id", "start_time", "stats_status", "error"), "history match(es) without a landed stats body")))
 
 
 @dg.asset_check(asset="raw_matches", name="player_sync_fresh", blocking=False, description=(

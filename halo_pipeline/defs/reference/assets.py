@@ -59,7 +59,7 @@ def playlist_modes(warehouse: WarehouseResource):
 
 def _result_kwargs(warehouse: WarehouseResource, table: str, df: pl.DataFrame, rejected: list[dict]) -> dict:
     warehouse.warehouse().write_reference(table, df)
-    metadata = frame_metadata(df) | {"rejected_rows": len(rejected)}
+    metadata = frame_metadata(table, df) | {"rejected_rows": len(rejected)}
     if rejected:
         metadata["rejected"] = dg.MetadataValue.json(rejected[:100])
     return {"metadata": metadata}

@@ -1,13 +1,12 @@
 """The sync state asset (LevelUp's ``sync_meta``)."""
 
 import dagster as dg
-import polars as pl
 
-from halo_pipeline.defs.common import SINGLE_RUN, frame_metadata, run_partitions
+from halo_pipeline.defs.common import FOLLOWS_UPSTREAM, SINGLE_RUN, each_partition, record_partitions, run_partitions
 from halo_pipeline.partitions import player_month_partitions
 from halo_pipeline.services.state import write_state
 from halo_pipeline.storage.resource import WarehouseResource
-from halo_pipeline.tables import SYNC_META_SCHEMA, names
+from halo_pipeline.tables import names
 
 SYNC_GROUP = "sync"
 
@@ -17,6 +16,7 @@ SYNC_GROUP = "sync"
     partitions_def=player_month_partitions,
     backfill_policy=SINGLE_RUN,
     deps=["raw_matches", *names(group="stats")],
+    automation_condition=FOLLOWS_UPSTREAM,
     kinds={"parquet"},
 )
 def sync_meta(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -26,9 +26,8 @@ def sync_meta(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
     sync_status (ok | incomplete | empty). The delta-sync sensor reads the watermark. Zero API calls.
     Stored at ``warehouse/sync_meta/player=<xuid>/data.parquet``."""
     wh = warehouse.warehouse()
-    rows = [write_state(wh, xuid) for xuid in run_partitions(context)]
-    df = pl.concat(rows) if rows else pl.DataFrame(schema=SYNC_META_SCHEMA)
-    metadata = frame_metadata(df)
-    for row in df.iter_rows(named=True):
-        metadata[f"watermark/{row['xuid']}"] = str(row["watermark"])
-    return dg.MaterializeResult(metadata=metadata)
+    state = {xuid: write_state(wh, xuid) for xuid in run_partitions(context)}
+    written = [(xuid, month, state[xuid]) for xuid, month in each_partition(context)]
+    return record_partitions(context, "sync_meta", written,
+                             figures=lambda row: {"watermark": str(row["watermark"][0]),
+                                                  "sync_status": str(row["sync_status"][0])})

@@ -11,11 +11,15 @@ from halo_pipeline.api.client import run_api
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.partitions import partition_range_of, partition_range_tags
 from halo_pipeline.services.plan import PlayerPlan, follow_up_range, plan_player
+from halo_pipeline.services.players import gamertag_of
+from halo_pipeline.storage.landing import RawLanding
 from halo_pipeline.storage.warehouse import Warehouse
 
 SYNC_KEY_TAG = "halo/sync_key"
 #: Run tag naming the player (xuid) a run syncs: the instance allows one such run per player at a time.
 PLAYER_TAG = "halo/player"
+#: Run tag with the player's gamertag (from the landed profile): the runs list reads as people, not numbers.
+GAMERTAG_TAG = "halo/gamertag"
 _UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED]
 
@@ -31,7 +35,14 @@ def plan_players(halo_api: HaloApiResource, wh: Warehouse, xuids: list[int], bou
     return run_api(go()) if xuids else []
 
 
-def run_requests(plan: PlayerPlan, instance: dg.DagsterInstance, match_type: str = "all") -> list[dg.RunRequest]:
+def player_tags(landing: RawLanding, xuid: int) -> dict[str, str]:
+    """The run tags of a run over ``xuid``'s partitions: its xuid and, when a profile is landed, its gamertag."""
+    gamertag = gamertag_of(landing, xuid)
+    return {PLAYER_TAG: str(xuid)} | ({GAMERTAG_TAG: gamertag} if gamertag else {})
+
+
+def run_requests(plan: PlayerPlan, instance: dg.DagsterInstance, landing: RawLanding,
+                 match_type: str = "all") -> list[dg.RunRequest]:
     """One ``sync_job`` run request per block of the plan, with a ``run_key`` that dedupes repeated ticks.
 
     The key names the block and the newest history match, plus the number of finished runs with that key:
@@ -46,8 +57,10 @@ def run_requests(plan: PlayerPlan, instance: dg.DagsterInstance, match_type: str
             dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]))
         requests.append(dg.RunRequest(
             run_key=f"{key}:{finished}",
-            run_config={"ops": {"match_history": {"config": {"match_type": match_type}}}},
-            tags={**partition_range_tags(plan.xuid, first, last), SYNC_KEY_TAG: key, PLAYER_TAG: str(plan.xuid)},
+            # The plan saw new matches in these months: walk them (never trust them settled).
+            run_config={"ops": {"match_history": {"config": {"match_type": match_type, "refresh": True}}}},
+            tags={**partition_range_tags(plan.xuid, first, last), SYNC_KEY_TAG: key,
+                  **player_tags(landing, plan.xuid)},
         ))
     return requests
 
@@ -60,7 +73,8 @@ def busy_players(instance: dg.DagsterInstance) -> set[str]:
 
 def follow_up_request(wh: Warehouse, tags: dict[str, str], run_id: str) -> dg.RunRequest | None:
     """The ``analytics_job`` request that refreshes the analytics a finished run over a partition range
-    made stale (see :func:`halo_pipeline.services.plan.follow_up_range`), or ``None``."""
+    made stale (see :func:`halo_pipeline.services.plan.follow_up_range`), or ``None``. Used by ``halo-pipeline
+    sync``, which runs without the daemon (where the daemon runs, declarative automation does the same)."""
     span = partition_range_of(tags)
     if span is None:
         return None
@@ -69,4 +83,4 @@ def follow_up_request(wh: Warehouse, tags: dict[str, str], run_id: str) -> dg.Ru
     if months is None:
         return None
     return dg.RunRequest(run_key=f"follow-up:{run_id}",
-                         tags=partition_range_tags(xuid, *months) | {PLAYER_TAG: str(xuid)})
+                         tags=partition_range_tags(xuid, *months) | player_tags(wh.landing, xuid))

@@ -21,7 +21,7 @@ def build_delta_schedule(cron: str = "0 4 * * *", timezone: str = "UTC") -> dg.S
         busy = busy_players(context.instance)
         players = [int(x) for x in context.instance.get_dynamic_partitions(PLAYERS) if x not in busy]
         requests = [r for plan in plan_players(halo_api, warehouse.warehouse(), players)
-                    for r in run_requests(plan, context.instance)]
+                    for r in run_requests(plan, context.instance, warehouse.warehouse().landing)]
         return requests or dg.SkipReason("no new match")
 
     return daily_delta_sync

@@ -1,17 +1,19 @@
-"""Keeping up to date: the delta-sync sensor, the declared-players sensor and the analytics follow-up."""
+"""Keeping up to date: the delta-sync sensor, the declared-players sensor and declarative automation."""
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
 
 from halo_pipeline.api.resource import HaloApiResource
-from halo_pipeline.defs.sync.jobs import analytics_job, full_sync, rederive_job, sync_job
-from halo_pipeline.defs.sync.requests import busy_players, follow_up_request, plan_players, run_requests
+from halo_pipeline.defs.people.jobs import people_job
+from halo_pipeline.defs.sync.jobs import sync_job
+from halo_pipeline.defs.sync.requests import busy_players, plan_players, run_requests
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.instance import registered
 from halo_pipeline.partitions import PLAYERS
 from halo_pipeline.recovery import recover, replan_interrupted
-from halo_pipeline.services.players import read_declared_players, resolve
+from halo_pipeline.services.players import read_declared_friends, read_declared_players, resolve
 from halo_pipeline.storage.landing import PROFILE
 from halo_pipeline.storage.resource import WarehouseResource
 
@@ -41,17 +43,19 @@ def delta_sync_sensor(context: dg.SensorEvaluationContext, halo_api: HaloApiReso
     replan_interrupted(context.instance, warehouse.warehouse())  # … and its months are planned again
     busy = busy_players(context.instance)
     plans = plan_players(halo_api, warehouse.warehouse(), [int(x) for x in batch if x not in busy])
-    requests = [r for plan in plans for r in run_requests(plan, context.instance)]
+    requests = [r for plan in plans for r in run_requests(plan, context.instance, warehouse.warehouse().landing)]
     calls = sum(p.history_calls for p in plans)
     context.log.info(f"{len(plans)} player(s) planned with {calls} history call(s); {len(requests)} run(s)")
     return dg.SensorResult(run_requests=requests, cursor=str((offset + len(batch)) % len(players)))
 
 
 @dg.sensor(
+    job=people_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Registers the players declared in $HALO_PLAYERS_FILE (default players.yaml): adds the "
-    "missing dynamic partitions (gamertags resolved through the profile API, a few per tick).",
+    "missing dynamic partitions (gamertags resolved through the profile API, a few per tick), including the "
+    "friends declared `register: true`; when the friends declared there change, requests a people_job run.",
 )
 def declared_players_sensor(context: dg.SensorEvaluationContext, halo_api: HaloApiResource,
                             warehouse: WarehouseResource) -> dg.SensorResult:
@@ -78,19 +82,19 @@ def declared_players_sensor(context: dg.SensorEvaluationContext, halo_api: HaloA
             landing.put(PROFILE, str(player.xuid), profile)
         added.append(str(player.xuid))
     requests = [dg.AddDynamicPartitionsRequest(PLAYERS, added)] if added else []
-    return dg.SensorResult(dynamic_partitions_requests=requests,
-                           skip_reason=None if added else "every declared player is registered")
+    declared = read_declared_friends(path)
+    runs = [dg.RunRequest(run_key="friends:" + hashlib.sha256(repr(declared).encode()).hexdigest()[:16])] \
+        if declared else []  # the same declarations: the same run_key, deduped by Dagster
+    return dg.SensorResult(dynamic_partitions_requests=requests, run_requests=runs,
+                           skip_reason=None if added or runs else "every declared player is registered")
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[sync_job, full_sync, rederive_job],
-    request_job=analytics_job,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After a sync or backfill of a player's months succeeded, re-derives the analytics it made "
-    "stale: the previous month's sessions (a session can cross the month boundary) and the performance "
-    "scores of later months (they rank a match against the earlier ones). Zero API calls.",
-)
-def analytics_follow_up_sensor(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
-    request = follow_up_request(warehouse.warehouse(), dict(context.dagster_run.tags), context.dagster_run.run_id)
-    return request or dg.SkipReason("the run covered every month it changed")
+#: Declarative automation (every derived asset carries :data:`halo_pipeline.defs.common.FOLLOWS_UPSTREAM`): after
+#: any run — a sync, a UI materialization, a backfill — the partitions that read what it changed are re-derived
+#: (the sessions of the previous month, the performance scores of later months, stats, report, catalog). Zero API
+#: calls but new UGC names. Running by default; the UI's Automation tab shows each evaluation and why.
+follow_upstream = dg.AutomationConditionSensorDefinition(
+    "follow_upstream", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Re-derives the partitions whose inputs changed since they were last materialized (declarative "
+    "automation): the previous month's sessions, later months' performance scores, the stats, report and catalog.")

@@ -2,12 +2,14 @@
 
 import dagster as dg
 
+from halo_pipeline.defs.common import FOLLOWS_UPSTREAM
 from halo_pipeline.storage.catalog import build_catalog
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.tables import TABLES
 
 
-@dg.asset(group_name="warehouse", deps=[*TABLES, "player_report"], kinds={"duckdb"})
+@dg.asset(group_name="warehouse", deps=[*TABLES, "player_report"], kinds={"duckdb"},
+          automation_condition=FOLLOWS_UPSTREAM)
 def warehouse_catalog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The DuckDB catalog ``$HALO_DATA_DIR/warehouse/halo.duckdb``: one view per table over all its Parquet
     partitions (``owner_xuid`` = the partition's player) and one per reference table. Query it with
