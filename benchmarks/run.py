@@ -9,7 +9,8 @@ delta (b), rederive (c, film chunks from ../shared skipped with a printed reason
 memory (e), queries (f), film_decode (g: spnkr's film reader vs film_decoder on one core; recorded chunks
 skipped with a printed reason when ../shared is absent), people (h: the players table vs DuckDB), small (i:
 players add, a 6-match first import and a no-op delta of ``halo-pipeline`` as a process), levelup_import (j: a
-long LevelUp history landed and derived; skipped without ../shared/legacy), serving (l: the serving store vs the
+long LevelUp history landed and derived; skipped without ../shared/legacy), crash_recovery (k: 20 kill -9 + two
+syncs; skipped in smoke mode, where ``test_crash_safety.py`` runs one try), serving (l: the serving store vs the
 views over Parquet, incremental update vs rebuild, stats, at 50 and 2,000 players), scale (m: players add, the
 delta sensor's tick, the asset page's GraphQL query and backfill launches at 2,000 vs 50 registered players). Exit
 status 1 when a benchmark raised (a missed target is printed, not an error: speed is measured here, not asserted).
@@ -30,7 +31,7 @@ import traceback
 from datetime import date
 
 BENCHMARKS = ["first_import", "delta", "rederive", "overhead", "memory", "queries", "film_decode", "people",
-              "small", "levelup_import", "serving", "scale"]
+              "small", "levelup_import", "crash_recovery", "serving", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,11 @@ def _data_dir() -> Path:
     return data_location()  # a local Path, or a UPath for s3://…
 
 
-def _instance():
+def _instance(recover: bool = True):
     """The project's Dagster instance: ``$DAGSTER_HOME``, else ``DAGSTER_HOME`` of ``./.env``, else
     ``$HALO_DATA_DIR/dagster_home`` — then declared in ``./.env`` so that ``dagster``/``dg`` commands run from here
-    use it too (:func:`halo_pipeline.instance.instance_home`)."""
+    use it too (:func:`halo_pipeline.instance.instance_home`) — after recovering the runs whose process died
+    (``recover``; see :mod:`halo_pipeline.recovery`)."""
     import dagster as dg
 
     from halo_pipeline.instance import declare_home, ensure_home, instance_home
@@ -36,7 +37,12 @@ def _instance():
         click.echo(f"Dagster instance: {home} (declared in {declare_home(home, Path.cwd())} for dagster/dg "
                    "commands run from this folder)", err=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    if recover:
+        from halo_pipeline.recovery import recover as recover_dead_runs
+
+        recover_dead_runs(instance)  # logs one line per run recovered, on stderr
+    return instance
 
 
 def _resources():
@@ -305,6 +311,33 @@ def backfill(player_value, first, last, assets, refetch, dry_run) -> None:
         failed = ", ".join(f"{job} (run {rid})" for rid, job, _, ok in report.runs if not ok)
         raise click.ClickException(f"backfill failed: {failed}")
     click.echo(f"backfill done: run {report.runs[0][0]}")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Free what belongs to dead runs (never touches a live run).")
+@click.option("--fail-run", "fail_runs", multiple=True, metavar="RUN_ID",
+              help="With --repair: also mark this in-progress run failed when its owner cannot be checked "
+                   "(refused when it is alive). Repeatable.")
+def doctor(repair, fail_runs) -> None:
+    """Show runs in progress (pid, heartbeat, alive or dead), pool slots and who holds them, stale claims, failed
+    matches waiting for retry; with --repair, recover dead runs and free their slots.
+
+    Exit code 1 when something needs a repair (and --repair was not given)."""
+    from halo_pipeline.doctor import diagnose
+    from halo_pipeline.doctor import repair as run_repair
+
+    if fail_runs and not repair:
+        raise click.UsageError("--fail-run needs --repair")
+    instance = _instance(recover=False)
+    wh = _warehouse()
+    if repair:
+        for line in run_repair(instance, wh, list(fail_runs)):
+            click.echo(line)
+        click.echo("")
+    report = diagnose(instance, wh)
+    click.echo("\n".join(report.lines))
+    if report.problems and not repair:
+        sys.exit(1)
 
 
 @main.command()

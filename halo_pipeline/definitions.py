@@ -17,5 +17,10 @@ import dagster as dg
 @dg.definitions
 @functools.cache
 def defs() -> dg.Definitions:
-    """The definitions of the ``defs`` folder (built once per process; call ``defs()`` for the object)."""
+    """The definitions of the ``defs`` folder (built once per process; call ``defs()`` for the object). Every
+    process that loads them (the CLI, run workers, the daemon) gets the executors' pool-wait and crash
+    recovery (:func:`halo_pipeline.recovery.install`)."""
+    from halo_pipeline.recovery import install
+
+    install()
     return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

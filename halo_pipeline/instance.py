@@ -19,7 +19,9 @@ from halo_pipeline.storage.warehouse import Warehouse
 
 #: Written into a new ``DAGSTER_HOME``: SQLite storage in that folder, one API-calling step at a time across
 #: runs (the ``halo_api`` pool: the API's rate limit is per account, not per run), at most one queued sync
-#: run per player (two runs never write the same partitions at once), four runs at a time.
+#: run per player (two runs never write the same partitions at once), four runs at a time, and the daemon's
+#: run monitoring (a run stuck starting or canceling is failed; slots left by finished runs are freed). Runs whose
+#: process died are recovered by :mod:`halo_pipeline.recovery`, with or without a daemon.
 DAGSTER_YAML = """\
 # Created by halo-pipeline. Instance storage lives in this folder (SQLite).
 telemetry:
@@ -35,6 +37,11 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  free_slots_after_run_end_seconds: 60
 """
 
 

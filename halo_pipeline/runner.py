@@ -24,6 +24,7 @@ from halo_pipeline.defs.sync.requests import follow_up_request, plan_players, pl
 from halo_pipeline.instance import ensure_registered, registered_digest
 from halo_pipeline.months import FIRST_MONTH, Month, month_blocks
 from halo_pipeline.partitions import PLAYERS, partition_key, partition_range_of, partition_range_tags
+from halo_pipeline.recovery import owner_tags, replan_interrupted
 from halo_pipeline.services.backfill import BackfillPlan
 from halo_pipeline.services.derive import partitions_sharing_matches
 from halo_pipeline.services.friends import FriendsStore, players_file, read_friends
@@ -83,10 +84,11 @@ def execute(defs: Defs, job: str, instance: dg.DagsterInstance, report: SyncRepo
     """Run ``job`` in this process against ``instance`` (recorded there, visible in the UI).
 
     With ``warehouse``, a successful run over a partition range is followed, as declarative automation does where
-    the daemon runs, by an ``analytics_job`` run over the months whose analytics it made stale."""
+    the daemon runs, by an ``analytics_job`` run over the months whose analytics it made stale. The run records
+    this process as its owner (:mod:`halo_pipeline.recovery`)."""
     result = _definitions(defs).resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags or {}, run_config={**CONSOLE, **(run_config or {})}, raise_on_error=False,
-        asset_selection=asset_selection)
+        instance=instance, tags={**(tags or {}), **owner_tags()}, run_config={**CONSOLE, **(run_config or {})},
+        raise_on_error=False, asset_selection=asset_selection)
     report.runs.append((result.run_id, job, label, result.success))
     if result.success and warehouse is not None:
         follow_up = follow_up_request(warehouse.warehouse(), dict(tags or {}), result.run_id)
@@ -147,6 +149,7 @@ def sync_players(
                          warehouse=warehouse)
             log(f"{xuid}: full sync {_label(tags)}: {'ok' if ok else 'FAILED'}")
     else:
+        replan_interrupted(instance, warehouse.warehouse())  # months of runs that died are planned again
         for plan in plan_players(halo_api, warehouse.warehouse(), players, bounded=False):
             requests = run_requests(plan, instance, warehouse.warehouse().landing, match_type)
             if not requests:

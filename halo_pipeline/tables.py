@@ -55,7 +55,7 @@ SYNC_META_SCHEMA: Schema = {
     "failed_matches": pl.Int32,  # history matches whose stats could not be landed (retried by the next sync)
     "watermark": pl.Datetime("us", "UTC"),  # newest match such that every older one is landed and derived
     "months_synced": pl.Int32,
-    "sync_status": pl.Utf8,  # ok | incomplete (failures waiting for the next sync) | empty
+    "sync_status": pl.Utf8,  # ok | incomplete (failures waiting for the next sync) | empty | interrupted
 }
 
 ALIASES_TABLE_SCHEMA: Schema = ALIASES_SCHEMA | {"source": pl.Utf8}  # film | profile | levelup

@@ -1,6 +1,7 @@
-"""Real servers for the tests and benchmarks (not used by the pipeline itself): a throwaway PostgreSQL cluster,
-the Dagster webserver, ``dg dev`` and daemon with the GraphQL queries the UI sends, and stopping a server started in
-its own process group.
+"""Real servers and processes for the tests and benchmarks (not used by the pipeline itself): a throwaway
+PostgreSQL cluster, ``halo-pipeline`` processes (paused at a chosen point, killed with ``kill -9``), the Dagster
+UI (webserver, ``dg dev``, daemon) with the GraphQL queries the UI sends, and stopping a server started in its
+own process group.
 
 The PostgreSQL server is started from the binaries of the ``pgserver`` wheel (a dev dependency, so no system
 package is needed), or Debian's ``postgresql`` (``/usr/lib/postgresql/*/bin``) when the wheel is absent. It listens
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,6 +102,68 @@ def postgres_server() -> Iterator[dict[str, str]]:
         subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], user=user,
                        capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------- CLI processes
+#: The ``halo-pipeline`` script of this environment.
+HALO_CLI = Path(sys.executable).parent / "halo-pipeline"
+
+
+def cli_env(data_dir: Path, api_url: str, dagster_home: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a ``halo-pipeline`` process on ``data_dir`` (its instance in ``dagster_home``, default
+    ``<data_dir>/dagster_home``) against the emulator at ``api_url``; ``extra``: more variables."""
+    from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HALO_", "DAGSTER_"))}
+    env.update(HALO_DATA_DIR=str(data_dir), HALO_API_URL=api_url, HALO_REFERENCE_DIR=str(DEFAULT_REFERENCE_DIR),
+               DAGSTER_HOME=str(dagster_home or Path(data_dir) / "dagster_home"))
+    return env | extra
+
+
+def halo(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``halo-pipeline *args`` to its end (output captured as text)."""
+    return subprocess.run([str(HALO_CLI), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_halo(*args: str, env: dict[str, str], pause_at: str | None = None,
+               marker: Path | None = None) -> subprocess.Popen:
+    """Start ``halo-pipeline *args`` in its own process group (stop it with :func:`kill_group`), optionally
+    told to pause at ``pause_at`` writing ``marker`` (:mod:`halo_pipeline.pausepoint`). Output goes to pipes."""
+    if pause_at:
+        env = {**env, "HALO_TEST_PAUSE_AT": pause_at, "HALO_TEST_PAUSE_FILE": str(marker)}
+    return subprocess.Popen([str(HALO_CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def wait_for_pause(process: subprocess.Popen, marker: Path, timeout: float = 180) -> dict:
+    """The pause marker's content (``point``, ``detail``, ``pid``) once ``process`` reached its pause point.
+
+    Raises:
+        AssertionError: the process ended, or did not pause within ``timeout``.
+    """
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"ended (rc {process.returncode}) before pausing:\n{out[-2000:]}\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"did not pause within {timeout} s")
+        time.sleep(0.02)
+    return json.loads(marker.read_text())
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """``kill -9`` a process started by :func:`start_halo` and its children (its process group), and reap it."""
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate(timeout=30)
 
 
 # --------------------------------------------------------------------------------------------------- Dagster UI
@@ -244,8 +308,6 @@ def dagster_webserver(workspace: Path, env: dict[str, str], cwd: Path, timeout: 
     Raises:
         Unavailable: it did not answer within ``timeout`` (the message holds its output's tail).
     """
-    import sys
-
     port = _free_port()
     command = [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(workspace), "-h", "127.0.0.1",
                "-p", str(port)]
@@ -257,8 +319,6 @@ def dagster_webserver(workspace: Path, env: dict[str, str], cwd: Path, timeout: 
 def dg_dev(project: Path, env: dict[str, str], timeout: float = 180.0) -> Iterator[str]:
     """``dg dev`` (webserver + daemon) run in ``project`` on 127.0.0.1:<free port>, in its own process group;
     yields the UI's base URL once GraphQL answers."""
-    import sys
-
     port = _free_port()
     command = [str(Path(sys.executable).with_name("dg")), "dev", "--host", "127.0.0.1", "--port", str(port)]
     with _serving(command, project, env, f"http://127.0.0.1:{port}", project / f"dg-dev-{port}.log", timeout) as url:
@@ -268,8 +328,6 @@ def dg_dev(project: Path, env: dict[str, str], timeout: float = 180.0) -> Iterat
 @contextmanager
 def dagster_daemon(workspace: Path, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
     """The real ``dagster-daemon`` for ``workspace`` in its own process group (stopped by it on exit)."""
-    import sys
-
     with open(cwd / "daemon.log", "wb") as out:
         process = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
                                     str(workspace)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -47,15 +47,35 @@ def resources(url: str, data_dir, reference_dir=None, **api) -> dict:
             "analytics": AnalyticsSettings()}
 
 
+#: Every table a sync writes: matches, stats, analytics, people (friends, profiles, ``players``) and the sync state
+#: (``sync_meta``).
+WAREHOUSE_TABLES = tables.names(layout="player_month") + tables.names(layout="player") + tables.names(layout="global")
+#: Columns that differ between two runs doing the same work: which run fetched a body, when a sync ended.
+RUN_SPECIFIC = ["fetched_in_run", "last_sync_at"]
+
+
 def fast_defs(**api) -> dg.Definitions:
-    """The code location with the Halo API resource's ``api`` fields changed (e.g. ``requests_per_second=100``
-    against a local emulator, where the live API's 5 requests/s would only slow a test down)."""
+    """The code location with the Halo API resource's ``api`` fields changed (default ``requests_per_second=400``:
+    against a local emulator, the live API's 5 requests/s would only slow a test down), run in process; resources
+    still resolved from the environment (``HALO_API_URL``, ``HALO_DATA_DIR``…)."""
     base = defs()
     return dg.Definitions(assets=base.assets, asset_checks=base.asset_checks, jobs=base.jobs,
-                          resources={**base.resources, "halo_api": HaloApiResource(**api)},
+                          resources={**base.resources,
+                                     "halo_api": HaloApiResource(**{"requests_per_second": 400.0} | api)},
                           executor=dg.in_process_executor)
 
 
 def snapshot(wh: Warehouse, names: list[str] = SYNC_TABLES) -> dict[str, pl.DataFrame]:
-    """Every table of ``names``, run-specific columns dropped, rows sorted: two warehouses compare equal."""
-    return {t: wh.read_table(t).drop("fetched_in_run", strict=False).sort(pl.all()) for t in names}
+    """Every table of ``names``, run-specific columns dropped, rows sorted: two warehouses compare equal. A table
+    with no partition (e.g. ``friends`` when none is declared) is empty, with its declared columns."""
+    return {t: wh.read_table(t, schema=tables.schema(t)).drop(RUN_SPECIFIC, strict=False).sort(pl.all())
+            for t in names}
+
+
+def assert_same_warehouse(got: Warehouse, expected: Warehouse, names: list[str] = WAREHOUSE_TABLES) -> None:
+    """Every table of ``names`` holds the same rows in both warehouses (run-specific columns aside), and
+    neither is empty where the other is not."""
+    left, right = snapshot(got, names), snapshot(expected, names)
+    for table in names:
+        assert left[table].height == right[table].height, (table, left[table].height, right[table].height)
+        assert left[table].equals(right[table]), f"{table} differs"

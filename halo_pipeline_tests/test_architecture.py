@@ -17,20 +17,21 @@ PACKAGE = REPO / "halo_pipeline"
 
 #: Lowest first. A module may import modules of its own layer or of a lower one, never of a higher one.
 LAYERS: list[tuple[str, ...]] = [
-    ("halo_pipeline.ids", "halo_pipeline.months"),
+    ("halo_pipeline.ids", "halo_pipeline.months", "halo_pipeline.pausepoint"),
     ("halo_pipeline.transforms",),
     ("halo_pipeline.tables",),
     ("halo_pipeline.storage", "halo_pipeline.api", "halo_pipeline.partitions"),
     ("halo_pipeline.services", "halo_pipeline.emulator", "halo_pipeline.testing"),
-    ("halo_pipeline.instance",),
+    ("halo_pipeline.instance", "halo_pipeline.recovery", "halo_pipeline.doctor"),
     ("halo_pipeline.defs",),
     ("halo_pipeline.definitions",),
     ("halo_pipeline.runner",),
     ("halo_pipeline.cli",),
 ]
 #: Dagster-free: pure transforms, storage and services (their Dagster adapters are the ``resource`` modules).
-DAGSTER_FREE = ("halo_pipeline.ids", "halo_pipeline.months", "halo_pipeline.transforms", "halo_pipeline.tables",
-                "halo_pipeline.storage", "halo_pipeline.api", "halo_pipeline.services", "halo_pipeline.emulator")
+DAGSTER_FREE = ("halo_pipeline.ids", "halo_pipeline.months", "halo_pipeline.pausepoint", "halo_pipeline.transforms",
+                "halo_pipeline.tables", "halo_pipeline.storage", "halo_pipeline.api", "halo_pipeline.services",
+                "halo_pipeline.emulator")
 #: ``api.auth`` reads the token variables through ``dg.EnvVar``, as every secret of the project is read.
 ADAPTERS = ("halo_pipeline.storage.resource", "halo_pipeline.api.resource", "halo_pipeline.api.auth")
 MAX_DEFS_LINES = 400

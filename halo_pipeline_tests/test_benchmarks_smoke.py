@@ -20,6 +20,6 @@ def test_benchmarks_smoke_mode_runs_every_benchmark():
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for title in ("(a) First import", "(b) Delta sync", "(c) Re-derive", "(d) Dagster overhead", "(e) Memory",
                   "(f) Queries", "(g) Film decode", "(h) players table", "(i) Small syncs", "(j) LevelUp import",
-                  "(l) Serving store", "(m) Dagster at scale"):
+                  "(k) Crash recovery", "(l) Serving store", "(m) Dagster at scale"):
         assert title in out.stdout, title
     assert "ratio" in out.stdout

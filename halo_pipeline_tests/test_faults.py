@@ -282,3 +282,46 @@ def test_unreadable_film_chunk_is_retried_then_a_bad_landed_chunk_spares_the_par
                 for r in instance.all_logs(result.run_id) if r.level >= 30]
     assert any(ODDBALL in (w or "") and "unreadable" in (w or "") for w in warnings), [
         (r.level, r.user_message[:200]) for r in instance.all_logs(result.run_id)]
+
+
+@pytest.mark.slow
+def test_a_stats_endpoint_that_always_fails_is_tried_max_attempts_recorded_and_retried_by_the_next_sync(
+        tmp_path, monkeypatch):
+    """Through ``halo-pipeline sync`` (the planner, default retry settings): every stats call answers 503, so each
+    match is asked exactly ``max_attempts`` times, recorded failed with the status, holds the watermark — and the
+    next sync, the API healthy again, lands them all."""
+    import random
+
+    from halo_pipeline.runner import sync_players
+    from halo_pipeline.storage.warehouse import DEFAULT_REFERENCE_DIR
+    from halo_pipeline_tests.support import fast_defs
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)  # no jitter sleep: the attempts are counted
+    world = SyntheticWorld(seed=13, players=1, months=1, matches_per_month=6)
+    xuid = world.players[0].xuid
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PLAYERS, [str(xuid)])
+    with Emulator(synthetic=world, faults="5xx:rate=1,codes=503,on=match_stats") as emu:
+        for name, value in {"HALO_API_URL": emu.url, "HALO_DATA_DIR": str(tmp_path),
+                            "HALO_REFERENCE_DIR": str(DEFAULT_REFERENCE_DIR)}.items():
+            monkeypatch.setenv(name, value)
+
+        def sync():
+            return sync_players(fast_defs(), instance, HaloApiResource(requests_per_second=400), WarehouseResource(),
+                                log=lambda _: None)
+
+        started = time.monotonic()
+        assert sync().ok  # failures are recorded, not run failures
+        assert time.monotonic() - started < 60
+        assert emu.counts()["requests"]["match_stats"] == 6 * len(world.match_ids(xuid))  # max_attempts each
+        wh = Warehouse(tmp_path)
+        index = wh.read_table("raw_matches")
+        assert set(index["stats_status"]) == {"failed"} and all("HTTP 503" in e for e in index["error"])
+        state = wh.read_table("sync_meta").row(0, named=True)
+        assert state["sync_status"] == "incomplete" and state["watermark"] is None and state["failed_matches"] == 6
+
+        emu.set_faults(None)
+        assert sync().ok
+    assert set(wh.read_table("raw_matches")["stats_status"]) == {"landed"}
+    assert set(wh.read_table("match_facts")["match_id"]) == set(world.match_ids(xuid))
+    assert wh.read_table("sync_meta")["sync_status"].to_list() == ["ok"]

@@ -71,6 +71,10 @@ class RequestGate:
 
     requests_per_second: float = 5.0
     max_in_flight: int = 8
+    #: The clock and the sleep of every wait (Retry-After pauses, backoff between attempts): tests give a
+    #: virtual pair to see the waits the real code path computes without waiting them.
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _limiters: dict[str, AsyncLimiter] = field(default_factory=dict)
     _paused_until: dict[str, float] = field(default_factory=dict)
     _in_flight: asyncio.Semaphore | None = None
@@ -85,12 +89,12 @@ class RequestGate:
 
     def pause(self, service: str, seconds: float) -> None:
         """Hold every request to ``service`` for ``seconds`` (a 429's Retry-After)."""
-        self._paused_until[service] = max(self._paused_until.get(service, 0.0), time.monotonic() + seconds)
+        self._paused_until[service] = max(self._paused_until.get(service, 0.0), self.clock() + seconds)
 
     async def enter(self, service: str) -> None:
         """Wait for the service's pause to end, then for a slot of its limiter."""
-        while (delay := self._paused_until.get(service, 0.0) - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
+        while (delay := self._paused_until.get(service, 0.0) - self.clock()) > 0:
+            await self.sleep(delay)
         await self.limiter(service).acquire()
 
     def semaphore(self) -> asyncio.Semaphore:
@@ -146,6 +150,7 @@ def resilience_middleware(gate: RequestGate, stats: RequestStats, max_attempts: 
             wait=wait,
             retry=retry_if_exception(_is_transient),
             reraise=True,
+            sleep=gate.sleep,
         ):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:

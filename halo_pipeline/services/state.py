@@ -1,9 +1,10 @@
 """A player's sync state (LevelUp's ``sync_meta``) and its **watermark**, computed from the warehouse alone.
 
 The watermark is the start time of the newest match such that every history match at or before it is
-landed *and* derived. A match that failed (``raw_matches.stats_status == "failed"``) or whose derived row is
-missing holds the watermark just below it, so the next delta sync re-requests its month: one failed run
-leaves no gap. A stats body the API answers 404 for (an expired match) is final and does not hold it.
+landed *and* derived. A match that failed (``raw_matches.stats_status``, ``skill_status`` or ``film_status`` is
+``"failed"``) or whose derived row is missing holds the watermark just below it, so the next delta sync
+re-requests its month: one failed run leaves no gap. A stats body the API answers 404 for (an expired match) is
+final and does not hold it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from halo_pipeline import tables
+from halo_pipeline.months import Month
 from halo_pipeline.storage.files import read_parquet, write_parquet_atomic
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.tables import SYNC_META_SCHEMA
@@ -31,11 +33,13 @@ def state_path(wh: Warehouse, xuid: int) -> Path:
 def compute_state(wh: Warehouse, xuid: int, now: datetime | None = None) -> pl.DataFrame:
     """The sync_meta row of ``xuid`` from all its ``raw_matches`` and ``match_facts`` partitions."""
     index = wh.read_table("raw_matches", xuid, schema={"match_id": pl.Utf8, "start_time": pl.Datetime("us", "UTC"),
-                                                          "stats_status": pl.Utf8})
+                                                          "stats_status": pl.Utf8, "skill_status": pl.Utf8,
+                                                          "film_status": pl.Utf8})
     facts = wh.read_table("match_facts", xuid, schema={"match_id": pl.Utf8, "start_time": pl.Datetime("us", "UTC")})
     derived = set(facts["match_id"].to_list())
     blocking = index.filter(
-        (pl.col("stats_status") == "failed")
+        (pl.col("stats_status") == "failed") | (pl.col("skill_status") == "failed")
+        | (pl.col("film_status") == "failed")
         | ((pl.col("stats_status") == "landed") & ~pl.col("match_id").is_in(list(derived)))
     )
     if blocking.height:
@@ -64,6 +68,26 @@ def write_state(wh: Warehouse, xuid: int) -> pl.DataFrame:
     row = compute_state(wh, xuid)
     write_parquet_atomic(row, state_path(wh, xuid))
     return row
+
+
+def hold_watermark(wh: Warehouse, xuid: int, first: Month) -> datetime | None:
+    """A run over the months of ``xuid`` from ``first`` on was interrupted (its process died): lower the stored
+    watermark below ``first`` — to the newest ``raw_matches`` match before it, or none — so that the next delta
+    sync plans these months again, and set ``sync_status`` to ``interrupted``. Returns the watermark in force.
+    A player with no sync state is left alone (its next sync is a first import anyway). Idempotent."""
+    path = state_path(wh, xuid)
+    if not path.exists():
+        return None
+    row = read_parquet(path)
+    watermark = row["watermark"][0]
+    if watermark is not None and watermark < first.start:
+        return watermark
+    index = wh.read_table("raw_matches", xuid, schema={"start_time": pl.Datetime("us", "UTC")})
+    before = index.filter(pl.col("start_time") < first.start)["start_time"]
+    held = before.max() if before.len() else None
+    write_parquet_atomic(row.with_columns(watermark=pl.lit(held, SYNC_META_SCHEMA["watermark"]),
+                                          sync_status=pl.lit("interrupted")), path)
+    return held
 
 
 def read_watermark(wh: Warehouse, xuid: int) -> tuple[bool, datetime | None]:

@@ -8,13 +8,18 @@ object or the new one, never a part.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
+
+from halo_pipeline.pausepoint import pause_at
 
 TMP_SUFFIX = ".tmp"
 #: ``upath`` protocols that are the local file system.
@@ -54,8 +59,16 @@ def remove_tree(path) -> None:
 
 
 def _temp_path(path: Path) -> Path:
-    # Hidden and suffixed ``.tmp`` so that globs like ``**/*.parquet`` never match a file being written.
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+    # Hidden and suffixed ``.tmp`` so that globs like ``**/*.parquet`` never match a file being written; the
+    # writer's pid tells ``halo-pipeline doctor`` whether a leftover belongs to a live process.
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}")
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid of the process that wrote the temp file named ``name`` (see :func:`_temp_path`), or ``None``."""
+    stem = name.removesuffix(TMP_SUFFIX).rpartition(".")[2]
+    pid, sep, _ = stem.partition("-")
+    return int(pid) if sep and pid.isdigit() and name.startswith(".") and name.endswith(TMP_SUFFIX) else None
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
@@ -67,17 +80,27 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     if is_remote(path):
         path.write_bytes(data)
         return path
+    with atomic_writer(path) as fh:
+        fh.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces ``path`` whole when the block ends without an error: a hidden
+    temp file in the same folder, fsync'd, then ``os.replace``; deleted on an error (``path`` untouched). For
+    content written piece by piece (a tar being built or restored). Local paths only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        pause_at("before_rename", str(path))  # test hook, inactive unless HALO_TEST_PAUSE_AT is set
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: Path) -> Path:
@@ -94,6 +117,7 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> Path:
         df.write_parquet(tmp, compression="zstd", statistics=True)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        pause_at("before_rename", str(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

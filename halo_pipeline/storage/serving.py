@@ -58,6 +58,7 @@ import polars as pl
 
 from halo_pipeline import tables
 from halo_pipeline.months import Month
+from halo_pipeline.pausepoint import pause_at
 from halo_pipeline.storage.catalog import HIVE_TYPES, ROLLUPS, attach_filesystem
 from halo_pipeline.storage.warehouse import ARCHIVE_DIR, PARQUET_NAME, Warehouse
 
@@ -690,6 +691,7 @@ def _rebuild(wh: Warehouse, seq: int, cursor: Cursor | None) -> UpdateReport:
         _upsert_partitions(con, meta, replace=False)
         _ensure_rollups(con)
         _write_state(con, seq, cursor)
+        pause_at("catalog_write", str(building))  # test hook: a new store built, lock held, not published
         con.execute("CHECKPOINT")
     slot = _new_slot_path(wh)
     os.replace(building, slot)
@@ -742,6 +744,7 @@ def _apply(wh: Warehouse, published: Path, reader: duckdb.DuckDBPyConnection, cu
         _ensure_rollups(con)
         report.players_rolled_up = _refresh_rollups(con, todo | caught)
         _write_state(con, seq, cursor)
+        pause_at("catalog_write", str(slot))  # test hook: the update applied in its slot, lock held, not committed
         con.execute("COMMIT")
         con.execute("DETACH published")
         con.execute("CHECKPOINT")

@@ -12,6 +12,7 @@ from halo_pipeline.defs.sync.requests import busy_players, plan_players, run_req
 from halo_pipeline.ids import InvalidInput
 from halo_pipeline.instance import registered
 from halo_pipeline.partitions import PLAYERS
+from halo_pipeline.recovery import recover, replan_interrupted
 from halo_pipeline.services.players import read_declared_friends, read_declared_players, resolve
 from halo_pipeline.storage.landing import PROFILE
 from halo_pipeline.storage.resource import WarehouseResource
@@ -38,6 +39,8 @@ def delta_sync_sensor(context: dg.SensorEvaluationContext, halo_api: HaloApiReso
         return dg.SensorResult(skip_reason="no player registered")
     offset = int(context.cursor or 0) % len(players)
     batch = (players[offset:] + players[:offset])[:PLAYERS_PER_TICK]
+    recover(context.instance)  # a run whose process died is no longer "busy"
+    replan_interrupted(context.instance, warehouse.warehouse())  # … and its months are planned again
     busy = busy_players(context.instance)
     plans = plan_players(halo_api, warehouse.warehouse(), [int(x) for x in batch if x not in busy])
     requests = [r for plan in plans for r in run_requests(plan, context.instance, warehouse.warehouse().landing)]
