@@ -238,7 +238,7 @@ def decode_highlight_events(wh: Warehouse, match_ids: list[str],
     if not jobs:
         return pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)
     paths = [_events_path(landing, *job) for job in jobs]
-    frames: list[pl.DataFrame | str | None] = [pl.read_parquet(p) if p.exists() else None for p in paths]
+    frames: list[pl.DataFrame | str | None] = [read_parquet(p) if p.exists() else None for p in paths]
     todo = [i for i, f in enumerate(frames) if f is None]
     for i, decoded in zip(todo, _decode_many([jobs[i] for i in todo]), strict=True):
         frames[i] = decoded
