@@ -31,8 +31,9 @@ from halo_pipeline_tests.support import assert_same_warehouse
 pytestmark = [pytest.mark.system, pytest.mark.slow]  # real processes, tens of seconds each
 
 WORLD = dict(seed=17, players=1, months=2, matches_per_month=15)
-#: Two syncs started together after the kill must both end within this (seconds; a clean sync takes ≈ 10–20).
-BOUND_SECONDS = 150
+#: Two syncs started together after the kill must both end within this (seconds; a clean sync takes ≈ 10–20 on an
+#: idle machine, several times that on a loaded CI runner; a wedged one never ends: issue 11's waited 26 min).
+BOUND_SECONDS = 300
 
 
 @pytest.fixture(scope="module")

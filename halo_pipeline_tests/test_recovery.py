@@ -242,7 +242,8 @@ def test_a_live_holder_is_never_touched_a_waiter_sleeps_gives_up_in_one_line_or_
             time.sleep(5)
             busy = _cpu_seconds(waiter.pid) - cpu_before
             _, err = waiter.communicate(timeout=120)
-            assert busy < 0.5, f"the waiting process used {busy:.2f} s of CPU in 5 s (busy polling)"
+            # Busy polling burns ≈ 4.3 s of CPU in 5 s; claim checks, recovery and the heartbeat ≈ 0.1–0.8 s.
+            assert busy < 1.5, f"the waiting process used {busy:.2f} s of CPU in 5 s (busy polling)"
             assert waiter.returncode != 0 and time.monotonic() - started < 60
             gave_up = [line for line in err.splitlines() if "waited" in line and "for pool halo_api" in line]
             assert gave_up and all(slot.run_id in line and "halo-pipeline doctor --repair" in line for line in gave_up)
