@@ -24,12 +24,11 @@ from halo_pipeline.defs.matches.assets import match_history, raw_matches
 from halo_pipeline.defs.stats.assets import highlight_events, stats_tables, xuid_aliases
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.partitions import PLAYERS, partition_range_tags
+from halo_pipeline.runner import QUIET  # Dagster's console at WARNING; every event is still in the instance
 from halo_pipeline.storage.resource import WarehouseResource
 
 SYNC_ASSETS = [match_history, raw_matches, stats_tables, highlight_events, xuid_aliases]
 LAST = "2025-06-01"  # the synthetic world ends in 2025-06
-#: Dagster's console at WARNING (every event is still in the instance), as ``halo-pipeline sync`` runs.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def world_spec(matches: int, players: int = 4, seed: int = 11, months: int = 6) -> dict:
