@@ -9,6 +9,7 @@ import random
 import zlib
 from pathlib import Path
 
+import polars as pl
 import pytest
 from bitstring import ReadError
 from spnkr.errors import FilmReadError
@@ -315,3 +316,34 @@ def test_wrapper_frame_equals_decoder_events() -> None:
     frame = highlight_events("m-2", chunk_of(bits), version)
     assert frame.select("xuid", "gamertag", "type_hint", "is_medal", "event_type", "time_ms", "medal_value",
                         "medal_name").rows() == [tuple(e) for e in fd.read_highlight_events(chunk_of(bits), version)]
+
+
+# ------------------------------------------------------------------------------------------- the pipeline's path
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["in process", "process pool"])
+def test_highlight_events_of_landed_chunks_decoded_once_and_kept(halo_api_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, pool: bool) -> None:
+    """``decode_highlight_events`` over landed chunks, in this process and in the process pool: each match's
+    events as the decoder reads them, an undecodable chunk reported (not failing the others), a match without a
+    chunk skipped, and a second call reading the kept events (no chunk decoded again)."""
+    from halo_pipeline.services import derive
+    from halo_pipeline.storage.warehouse import Warehouse
+
+    monkeypatch.setattr(derive, "FILM_POOL_THRESHOLD", 1 if pool else 10**9)
+    wh = Warehouse(tmp_path)
+    chunks = sorted(recorded_chunks(halo_api_dir), key=lambda c: len(c[1]))[:4]
+    ids = []
+    for i, (_, chunk, version) in enumerate(chunks):
+        ids.append(f"{i:02d}-match")
+        wh.landing.put_film(ids[-1], version, chunk)
+    wh.landing.put_film("99-broken", 37, b"not a zlib stream")
+    warnings: list[str] = []
+    events = derive.decode_highlight_events(wh, [*ids, "99-broken", "98-no-film"], warnings.append)
+    expected = [highlight_events(mid, chunk, version) for mid, (_, chunk, version) in zip(ids, chunks, strict=True)]
+    assert events.equals(pl.concat(expected))
+    assert len(warnings) == 1 and "99-broken" in warnings[0]
+    kept = {p: p.stat().st_mtime_ns for p in (wh.landing.root / derive.FILM_EVENTS).rglob("*.parquet")}
+    assert len(kept) == len(ids)
+    assert derive.decode_highlight_events(wh, ids).equals(events)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # read, not decoded and written again

@@ -46,7 +46,7 @@ from halo_pipeline.transforms.people import match_people_of_participants, with_m
 CHUNK = 256
 #: A run with fewer landed matches derives in its own process (a pool's start-up ≈ 1–2 s is not worth it).
 POOL_MIN_MATCHES = 1000
-#: Below this many film chunks (≈ 5 ms each with the film decoder), decoding in the caller's process beats
+#: Below this many matches (a film chunk costs ≈ 5–10 ms to decode), decoding in the caller's process beats
 #: starting a pool (≈ 1–2 s once per process).
 FILM_POOL_THRESHOLD = 400
 #: Decoded highlight events are kept under ``<raw>/FILM_EVENTS/<id[:2]>/<match_id>.v<NN>.<chunk digest>.parquet``.
@@ -192,19 +192,6 @@ def derive_stats_tables(wh: Warehouse, partitions: Iterable[tuple[int, str]], ta
 # --------------------------------------------------------------------------------------------------- film
 
 
-def _decode_many(jobs: list[tuple[str, bytes, int]]) -> list[pl.DataFrame | str]:
-    """Decode film chunks: in :func:`halo_pipeline.services.parallel.worker_pool` from
-    :data:`FILM_POOL_THRESHOLD` chunks, largest first, one at a time (a chunk costs ~1–15 ms), so that the workers
-    finish together."""
-    if len(jobs) < FILM_POOL_THRESHOLD:
-        return [parallel.decode_film(job) for job in jobs]
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
-    out: list[pl.DataFrame | str] = [""] * len(jobs)
-    for i, frame in zip(order, parallel.map_in_pool(parallel.decode_film, [jobs[i] for i in order]), strict=True):
-        out[i] = frame
-    return out
-
-
 def _events_path(landing: RawLanding, match_id: str, chunk: bytes, version: int):
     digest = hashlib.blake2b(chunk, digest_size=8).hexdigest()
     return landing.root / FILM_EVENTS / match_id[:2] / f"{match_id}.v{version}.{digest}.parquet"
@@ -234,20 +221,32 @@ def decode_highlight_events(wh: Warehouse, match_ids: list[str],
     and the other matches' events are kept.
     """
     landing = wh.landing
-    jobs = [(mid, *film) for mid in match_ids if (film := landing.get_film(mid)) is not None]
-    if not jobs:
-        return pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)
-    paths = [_events_path(landing, *job) for job in jobs]
-    frames: list[pl.DataFrame | str | None] = [read_parquet(p) if p.exists() else None for p in paths]
-    todo = [i for i, f in enumerate(frames) if f is None]
-    for i, decoded in zip(todo, _decode_many([jobs[i] for i in todo]), strict=True):
-        frames[i] = decoded
-        if not isinstance(decoded, str):
-            write_parquet_atomic(decoded, paths[i])
+    jobs = [(landing, mid) for mid in match_ids]
+    if len(jobs) >= FILM_POOL_THRESHOLD:
+        frames = parallel.map_in_pool(_events_of, jobs)
+    else:
+        frames = [_events_of(job) for job in jobs]
     for error in (f for f in frames if isinstance(f, str)):
         warn(f"highlight_events: skipped {error}")
-    kept = [f for f in frames if not isinstance(f, str)]
+    kept = [f for f in frames if isinstance(f, pl.DataFrame)]
     return pl.concat(kept, how="vertical") if kept else pl.DataFrame(schema=HIGHLIGHT_EVENTS_SCHEMA)
+
+
+def _events_of(job: tuple[RawLanding, str]) -> pl.DataFrame | str | None:
+    """One match's highlight events: the kept ones, else its landed chunk decoded and the events kept; the error
+    line of a chunk that cannot be decoded; ``None`` without a landed chunk. Large runs call it in the process
+    pool: reading, decoding and keeping all run on every core."""
+    landing, match_id = job
+    film = landing.get_film(match_id)
+    if film is None:
+        return None
+    path = _events_path(landing, match_id, *film)
+    if path.exists():
+        return read_parquet(path)
+    decoded = parallel.decode_film((match_id, *film))
+    if not isinstance(decoded, str):
+        write_parquet_atomic(decoded, path)
+    return decoded
 
 
 def partition_highlight_events(wh: Warehouse, xuid: int, month: str,
