@@ -47,13 +47,16 @@ def _write(wh: Warehouse, *, facts_rows=None, participants=None, teams=None, med
         RAW_MATCHES_SCHEMA))
 
 
-def _run(tmp_path, instance=None, months=(MONTH, MONTH)) -> dict[str, bool]:
+def _run(tmp_path, instance=None, months=(MONTH, MONTH), evaluations: bool = False):
+    """``{check: passed}`` of every data check over ``months``; with ``evaluations``, the evaluations."""
     instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(PLAYERS, [str(XUID)])
     res = {"warehouse": WarehouseResource(data_dir=str(tmp_path)), "halo_api": HaloApiResource(api_url="http://x")}
     result = dg.materialize([asset("raw_matches"), *assets_of("stats"), *DATA_CHECKS], instance=instance,
                             resources=res, selection=dg.AssetSelection.checks(*DATA_CHECKS),
                             tags=partition_range_tags(XUID, *months))
+    if evaluations:
+        return result.get_asset_check_evaluations()
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
@@ -103,6 +106,14 @@ def test_check_fails_on_broken_data(tmp_path, check, broken):
     results = _run(tmp_path)
     assert results[check] is False
     assert all(passed for name, passed in results.items() if name != check)
+
+
+def test_a_match_the_api_answers_404_for_does_not_fail_all_matches_landed(tmp_path):
+    """An expired match (stats ``not_found``) can never be landed: counted in the metadata, not failed."""
+    _write(Warehouse(tmp_path), stats_status="not_found")
+    evaluations = _run(tmp_path, evaluations=True)
+    [landed] = [e for e in evaluations if e.check_name == "all_matches_landed"]
+    assert landed.passed and landed.metadata["not_found_by_the_api"].value == 2
 
 
 def test_infection_matches_without_teams_are_not_compared(tmp_path):
