@@ -82,6 +82,7 @@ def bench_json(result: Result, smoke: bool, root: Path) -> None:
         frames = list(derive.derive_stats_tables(landing.wh, partitions, STATS_TABLES))
         with timer() as t_write:
             write_partitions(landing.wh, frames)
+        columnar = _columnar_readers(landing.bodies[:2000], root)
     finally:
         derive.POOL_MIN_MATCHES = in_process
         _unpin(cpus)
@@ -98,6 +99,10 @@ def bench_json(result: Result, smoke: bool, root: Path) -> None:
                base, n / t_read[0] / base)
     result.add("  of which unavoidable: writing the 6 stats tables' Parquet, one core", n / t_write[0],
                "matches/s", base, n / t_write[0] / base)
+    for name, per_body in columnar.items():
+        rate = 1 / (per_body * len(landing.bodies) / n)
+        result.add(f"  a columnar JSON reader instead of orjson: {name}, one core, parse only", rate, "matches/s",
+                   base, rate / base)
     cores = os.cpu_count() or 1
     result.add(f"re-derive, process pool ({cores} cores)", n / t_pool[0], "matches/s", base * cores,
                n / t_pool[0] / (base * cores))
@@ -105,6 +110,24 @@ def bench_json(result: Result, smoke: bool, root: Path) -> None:
                         f"{len(partitions)} partitions × {len(JSON_TABLES)} tables written: one core "
                         f"{t_core[0]:.2f} s, pool {t_pool[0]:.2f} s")
     result.extra = {"pure_seconds": t_pool[0], "root": root, "landing": landing}  # type: ignore[attr-defined]
+
+
+def _columnar_readers(bodies: list[bytes], root: Path) -> dict[str, float]:
+    """Seconds per body of two columnar JSON readers (no Python object per value) reading ``bodies`` as NDJSON, on
+    one thread: what a derive that never builds Python dicts would start from."""
+    import duckdb
+    import polars as pl
+
+    ndjson = root / "bodies.ndjson"
+    ndjson.write_bytes(b"\n".join(orjson.dumps(orjson.loads(b)) for b in bodies))
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    with timer() as t_duckdb:
+        con.sql(f"SELECT * FROM read_ndjson('{ndjson}', maximum_object_size = 100000000)").to_arrow_table()
+    with timer() as t_polars:
+        pl.read_ndjson(ndjson)
+    ndjson.unlink()
+    return {"DuckDB read_ndjson": t_duckdb[0] / len(bodies), "polars read_ndjson": t_polars[0] / len(bodies)}
 
 
 def _pin_one_core() -> set[int] | None:
