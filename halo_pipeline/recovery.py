@@ -47,6 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy.exc
 from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 
@@ -491,9 +492,20 @@ class RecoveringConcurrencyContext(InstanceConcurrencyContext):
             return 0.0
         return max(0.0, min(self._pending_timeouts.values()) - time.time())
 
+    def _claim_once(self, concurrency_key: str, step_key: str, step_priority: int) -> bool:
+        """Dagster's claim, asked again once when it lost the race to create the pool's limit row: two runs whose
+        steps claim a pool never claimed before both insert that row, and on PostgreSQL the loser's claim raises
+        (dagster-io/dagster#33552, open in 1.13). The row exists by then, so the second claim only claims."""
+        try:
+            return super().claim(concurrency_key, step_key, step_priority)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.InternalError) as exc:
+            log.info("pool %s: its limit was created by another run at the same time (%s); claiming again",
+                     concurrency_key, type(exc.orig).__name__)
+            return super().claim(concurrency_key, step_key, step_priority)
+
     def claim(self, concurrency_key: str, step_key: str, step_priority: int = 0) -> bool:
         checks = self._pending_claim_counts.get(step_key, 0)
-        if super().claim(concurrency_key, step_key, step_priority):
+        if self._claim_once(concurrency_key, step_key, step_priority):
             self._waiting_since.pop(step_key, None)
             pause_at("pool_held", step_key)  # test hook, inactive unless HALO_TEST_PAUSE_AT is set
             return True

@@ -74,6 +74,32 @@ def hold(instance, pool: str, run_id: str, step: str) -> None:
     assert storage.claim_concurrency_slot(pool, run_id, step).is_claimed
 
 
+def test_a_claim_that_lost_the_race_to_create_the_pool_s_limit_claims_again(instance, monkeypatch):
+    """Two runs claiming a pool never claimed before both insert its limit row; on PostgreSQL the loser's claim
+    raised (dagster-io/dagster#33552) and failed its run (seen: the catalog run of two syncs at once). The loser
+    now claims again and gets the slot."""
+    import sqlalchemy.exc
+
+    from halo_pipeline.recovery import RecoveringConcurrencyContext
+
+    storage = instance.event_log_storage
+    original = storage.initialize_concurrency_limit_to_default
+    raced = []
+
+    def lose_the_race(key: str) -> bool:
+        if not raced:  # the other run inserts the row first; this one's INSERT then violates the unique key
+            raced.append(key)
+            original(key)
+            raise sqlalchemy.exc.IntegrityError("INSERT INTO concurrency_limits", {}, Exception("UniqueViolation"))
+        return original(key)
+
+    monkeypatch.setattr(storage, "initialize_concurrency_limit_to_default", lose_the_race)
+    run = instance.get_run_by_id(run_owned_by(instance, **owner_tags()))
+    context = RecoveringConcurrencyContext(instance, run)
+    assert context.claim("fresh_pool", "catalog_step") and raced == ["fresh_pool"]
+    assert [(c.pool, c.run_id, c.held) for c in claims(instance)] == [("fresh_pool", run.run_id, True)]
+
+
 def test_owner_liveness(instance):
     now = time.time()
     me = owner_tags()
