@@ -8,8 +8,9 @@
   writing the stats tables' Parquet).
   Also shown: the same derive with every asset parsing the bodies itself (before the single pass).
 * Highlight events: the recorded film chunks of ``../shared/halo_api/film`` (read in place), landed in a
-  temporary landing under fresh match ids: the process pool vs a single-process decode loop over the same
-  chunks, then a re-derive once the decoded events are kept (must decode nothing).
+  temporary landing under fresh match ids: the pipeline's path in the process pool vs the same work (decode,
+  keep the events) in one process, and the bare decode loop; then a re-derive once the decoded events are kept
+  (must decode nothing).
 """
 
 from __future__ import annotations

@@ -202,13 +202,15 @@ def keep_decoded_events(landing: RawLanding, match_id: str, chunk: bytes, versio
     reads instead of decoding again): the landing of the next matches overlaps the decoding. Returns whether events
     were kept (an undecodable chunk is left to :func:`decode_highlight_events`, which reports it)."""
     path = _events_path(landing, match_id, chunk, version)
-    if path.exists():
-        return True
+    return path.exists() or not isinstance(_decode_and_keep(match_id, chunk, version, path), str)
+
+
+def _decode_and_keep(match_id: str, chunk: bytes, version: int, path) -> pl.DataFrame | str:
+    """The chunk's highlight events, written to ``path`` (atomically), or the error line of an undecodable one."""
     decoded = parallel.decode_film((match_id, chunk, version))
-    if isinstance(decoded, str):
-        return False
-    write_parquet_atomic(decoded, path)
-    return True
+    if not isinstance(decoded, str):
+        write_parquet_atomic(decoded, path)
+    return decoded
 
 
 def decode_highlight_events(wh: Warehouse, match_ids: list[str],
@@ -241,12 +243,7 @@ def _events_of(job: tuple[RawLanding, str]) -> pl.DataFrame | str | None:
     if film is None:
         return None
     path = _events_path(landing, match_id, *film)
-    if path.exists():
-        return read_parquet(path)
-    decoded = parallel.decode_film((match_id, *film))
-    if not isinstance(decoded, str):
-        write_parquet_atomic(decoded, path)
-    return decoded
+    return read_parquet(path) if path.exists() else _decode_and_keep(match_id, *film, path)
 
 
 def partition_highlight_events(wh: Warehouse, xuid: int, month: str,
