@@ -14,7 +14,10 @@ call per player).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -86,9 +89,10 @@ def execute(defs: Defs, job: str, instance: dg.DagsterInstance, report: SyncRepo
     With ``warehouse``, a successful run over a partition range is followed, as declarative automation does where
     the daemon runs, by an ``analytics_job`` run over the months whose analytics it made stale. The run records
     this process as its owner (:mod:`halo_pipeline.recovery`)."""
-    result = _definitions(defs).resolve_job_def(job).execute_in_process(
-        instance=instance, tags={**(tags or {}), **owner_tags()}, run_config={**CONSOLE, **(run_config or {})},
-        raise_on_error=False, asset_selection=asset_selection)
+    with _sigterm_kept():
+        result = _definitions(defs).resolve_job_def(job).execute_in_process(
+            instance=instance, tags={**(tags or {}), **owner_tags()}, run_config={**CONSOLE, **(run_config or {})},
+            raise_on_error=False, asset_selection=asset_selection)
     report.runs.append((result.run_id, job, label, result.success))
     if result.success and warehouse is not None:
         follow_up = follow_up_request(warehouse.warehouse(), dict(tags or {}), result.run_id)
@@ -96,6 +100,21 @@ def execute(defs: Defs, job: str, instance: dg.DagsterInstance, report: SyncRepo
             execute(defs, "analytics_job", instance, report, dict(follow_up.tags),
                     f"analytics {_label(follow_up.tags)}")
     return result.success
+
+
+@contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """Give SIGTERM back the handling it had before a run: Dagster points SIGTERM at SIGINT's handler around an
+    in-process run and leaves it so after (``dagster._utils.interrupts``). In a process started in the background,
+    where SIGINT is ignored (cron, ``nohup``, ``&``), SIGTERM then stayed ignored: ``kill`` no longer stopped the
+    sync, nor any process it started later (its pool workers inherit the disposition)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _label(tags: dict[str, str]) -> str:

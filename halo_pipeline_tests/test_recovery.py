@@ -74,6 +74,30 @@ def hold(instance, pool: str, run_id: str, step: str) -> None:
     assert storage.claim_concurrency_slot(pool, run_id, step).is_claimed
 
 
+def test_a_sync_started_in_the_background_can_still_be_stopped_with_sigterm():
+    """A process started in the background ignores SIGINT (cron, ``nohup``, ``&``); Dagster points SIGTERM at
+    SIGINT's handler around an in-process run and left it there: after its first run a ``halo-pipeline sync``
+    ignored ``kill``, and so did every process it started later. The runner gives SIGTERM its handling back."""
+    import signal
+
+    from halo_pipeline.runner import SyncReport, execute
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    defs = dg.Definitions(assets=[one], jobs=[dg.define_asset_job("one_job", [one])])
+    sigint, sigterm = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert execute(defs, "one_job", dg.DagsterInstance.ephemeral(), SyncReport())
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        signal.signal(signal.SIGTERM, sigterm)
+
+
 def test_a_claim_that_lost_the_race_to_create_the_pool_s_limit_claims_again(instance, monkeypatch):
     """Two runs claiming a pool never claimed before both insert its limit row; on PostgreSQL the loser's claim
     raised (dagster-io/dagster#33552) and failed its run (seen: the catalog run of two syncs at once). The loser
