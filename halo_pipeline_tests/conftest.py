@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,18 @@ OWNER_XUID = 2535445291321133
 
 #: Fixtures that read ../shared: a test using one is marked ``needs_shared``.
 SHARED_FIXTURES = {"shared_dir", "halo_api_dir", "reference_dir", "recorded_stats", "recorded_emulator"}
+
+
+@pytest.fixture(autouse=True)
+def _sigterm_handled_as_before() -> Iterator[None]:
+    """Each test ends with SIGTERM handled as before it. A test running Dagster in this process (``materialize``)
+    leaves SIGTERM pointed at SIGINT's handler; where SIGINT is ignored (pytest started in the background, as CI
+    may) SIGTERM was then ignored by this process and every process later tests start (emulators, webservers,
+    daemons), which then outlived their stop. The product's own runs restore it (``runner.execute``)."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    if before is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, before)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
