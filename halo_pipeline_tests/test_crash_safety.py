@@ -9,6 +9,7 @@ The instance is the SQLite ``DAGSTER_HOME`` that ``halo-pipeline`` creates, or P
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -155,8 +156,10 @@ def test_kill_9_at_a_chosen_point_then_two_syncs_equal_a_fault_free_sync(point, 
 
     doctor = halo("doctor", env=env)
     if point.startswith("before_rename"):
-        # The killed writer's temp file is hidden from every reader; doctor finds it, --repair deletes it.
-        assert doctor.returncode == 1 and "temp files left by killed writers: 1" in doctor.stdout, doctor.stdout
+        # The killed writer's temp files are hidden from every reader; doctor finds them, --repair deletes them.
+        # One at least: Parquet partitions are written from several threads, each may hold one at the kill.
+        left = re.search(r"temp files left by killed writers: (\d+)", doctor.stdout)
+        assert doctor.returncode == 1 and left and int(left.group(1)) >= 1, doctor.stdout
         assert halo("doctor", "--repair", env=env).returncode == 0
         assert not list(data.rglob("*.tmp")), interrupted
         doctor = halo("doctor", env=env)
