@@ -26,6 +26,7 @@ from pathlib import Path
 
 import halo_pipeline
 from benchmarks._common import EmulatorProcess, Result
+from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 
 WORLD = {"seed": 42, "players": 1, "months": 1, "matches_per_month": 6}
@@ -80,8 +81,8 @@ def run(smoke: bool = False) -> Result:
     return result
 
 
-#: The client's limit per API service (``HaloApiResource.requests_per_second``).
-REQUESTS_PER_SECOND = 5.0
+#: The client's limit per API service (its default).
+REQUESTS_PER_SECOND = HaloApiResource().requests_per_second
 
 
 def _run_seconds(dagster_home: Path) -> list[tuple[str, float]]:

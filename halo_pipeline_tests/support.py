@@ -9,6 +9,7 @@ from halo_pipeline import tables
 from halo_pipeline.api.resource import HaloApiResource
 from halo_pipeline.definitions import defs
 from halo_pipeline.defs.analytics.settings import AnalyticsSettings
+from halo_pipeline.partitions import player_month_partitions
 from halo_pipeline.storage.resource import WarehouseResource
 from halo_pipeline.storage.warehouse import Warehouse
 
@@ -22,6 +23,13 @@ def assets_of(*groups: str) -> list[dg.AssetsDefinition]:
 def checks(*names: str) -> list[dg.AssetChecksDefinition]:
     """The asset checks of the code location declared apart from their asset (all, or those named)."""
     return [c for c in defs().asset_checks or () if not names or {k.name for k in c.check_keys} & set(names)]
+
+
+def player_month_assets() -> list[dg.AssetKey]:
+    """Every asset partitioned by player × month (the people and reference families are not), sorted."""
+    graph = defs().resolve_asset_graph()
+    return sorted((k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def == player_month_partitions),
+                  key=lambda k: k.to_user_string())
 
 
 def asset(name: str) -> dg.AssetsDefinition:

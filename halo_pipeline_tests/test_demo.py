@@ -11,11 +11,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from halo_pipeline import definitions
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.months import FIRST_MONTH, Month
-from halo_pipeline.partitions import PLAYERS, partition_key, player_month_partitions
+from halo_pipeline.partitions import PLAYERS, partition_key
 from halo_pipeline.testing import HALO_CLI
+from halo_pipeline_tests.support import player_month_assets
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -36,11 +36,9 @@ def test_demo_in_an_empty_folder_materializes_every_partition_and_reports_no_fai
     world = SyntheticWorld(seed=WORLD["seed"], players=WORLD["players"], months=WORLD["months"],
                            matches_per_month=WORLD["matches_per_month"])
     keys = {str(partition_key(p.xuid, m)) for p in world.players for m in FIRST_MONTH.until(Month.current())}
-    graph = definitions.defs().resolve_asset_graph()
-    partitioned = [k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def == player_month_partitions]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert sorted(instance.get_dynamic_partitions(PLAYERS)) == sorted(str(p.xuid) for p in world.players)
-        for asset in partitioned:
+        for asset in player_month_assets():
             missing = keys - instance.get_materialized_partitions(asset)
             assert not missing, (asset.to_user_string(), sorted(missing)[:5])
     assert (tmp_path / "data" / "warehouse" / "halo.duckdb").exists()

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from halo_pipeline import definitions
 from halo_pipeline.emulator.server import Emulator
 from halo_pipeline.emulator.synthetic import SyntheticWorld
 from halo_pipeline.instance import ensure_home
 from halo_pipeline.months import FIRST_MONTH, Month
-from halo_pipeline.partitions import player_month_partitions, split_key
+from halo_pipeline.partitions import split_key
 from halo_pipeline.storage.warehouse import Warehouse
 from halo_pipeline.testing import (
     ASSET_STATUS_QUERY,
@@ -36,15 +35,14 @@ from halo_pipeline.testing import (
     graphql,
 )
 from halo_pipeline_tests.conftest import REPO
+from halo_pipeline_tests.support import player_month_assets
 
 pytestmark = pytest.mark.system  # real webserver, daemon and CLI processes
 
 WORKSPACE = REPO / "workspace.yaml"
 CHECKED = ("raw_matches", "match_facts", "team_stats", "medals")
 #: Every asset partitioned by player × month (the people and reference families are not).
-GRAPH = definitions.defs().resolve_asset_graph()
-PARTITIONED = sorted(key.to_user_string() for key in GRAPH.get_all_asset_keys()
-                     if GRAPH.get(key).partitions_def == player_month_partitions)
+PARTITIONED = [key.to_user_string() for key in player_month_assets()]
 
 
 def cli(*args: str, env: dict, cwd: Path) -> str:
